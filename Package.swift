@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+// cognigy-session: keeps a Cognigy.AI conversation's context across channels.
+// No Swift package dependencies by design: Foundation, Dispatch, Glibc, XCTest and
+// C libraries from Debian through system-library targets.
+import PackageDescription
+
+let package = Package(
+    name: "CognigySession",
+    products: [
+        .executable(name: "cognigy-session", targets: ["cognigy-session"]),
+    ],
+    targets: [
+        // C edges: system libraries with typed shims for their variadic functions.
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl"),
+
+        // Pure code, no I/O: protobuf wire codec, JSON, proto3 JSON/form mappings.
+        .target(name: "DialogWire", path: "Sources/DialogWire"),
+        // Sockets, HTTP/1.1 framing and routing.
+        .target(name: "HTTPServer", path: "Sources/HTTPServer"),
+        // Snapshot persistence: the store protocol and the SQLite store.
+        .target(name: "SessionStore", dependencies: ["DialogWire", "CSQLite"], path: "Sources/SessionStore"),
+        // The ingest pipeline, merge rules, configuration and routes.
+        .target(
+            name: "SessionService",
+            dependencies: ["DialogWire", "HTTPServer", "SessionStore"],
+            path: "Sources/SessionService"),
+        // Wiring, command line, signals.
+        .executableTarget(
+            name: "cognigy-session",
+            dependencies: ["SessionService", "HTTPServer", "SessionStore", "DialogWire"],
+            path: "Sources/cognigy-session"),
+
+        .testTarget(
+            name: "DialogWireTests", dependencies: ["DialogWire"], path: "Tests/DialogWireTests",
+            resources: [.copy("Fixtures")]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"], path: "Tests/HTTPServerTests"),
+        .testTarget(
+            name: "SessionStoreTests", dependencies: ["SessionStore", "DialogWire", "CSQLite"],
+            path: "Tests/SessionStoreTests"),
+        .testTarget(
+            name: "SessionServiceTests",
+            dependencies: ["SessionService", "SessionStore", "HTTPServer", "DialogWire"],
+            path: "Tests/SessionServiceTests"),
+    ],
+    swiftLanguageModes: [.v6]
+)
