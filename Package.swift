@@ -31,16 +31,18 @@ let package = Package(
             dependencies: ["SessionService", "HTTPServer", "SessionStore", "DialogWire"],
             path: "Sources/cognigy-session"),
 
+        // Test helpers shared by the test targets (a raw-socket HTTP client).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "DialogWireTests", dependencies: ["DialogWire"], path: "Tests/DialogWireTests",
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"], path: "Tests/HTTPServerTests"),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"], path: "Tests/HTTPServerTests"),
         .testTarget(
             name: "SessionStoreTests", dependencies: ["SessionStore", "DialogWire", "CSQLite"],
             path: "Tests/SessionStoreTests"),
         .testTarget(
             name: "SessionServiceTests",
-            dependencies: ["SessionService", "SessionStore", "HTTPServer", "DialogWire"],
+            dependencies: ["SessionService", "SessionStore", "HTTPServer", "DialogWire", "TestSupport"],
             path: "Tests/SessionServiceTests"),
     ],
     swiftLanguageModes: [.v6]

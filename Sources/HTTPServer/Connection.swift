@@ -1,0 +1,171 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One client connection, served on its own thread: read a head, read the body, call the
+/// handler, write the response, repeat while keep-alive holds. Every wait has a deadline,
+/// and idle waits also watch the server's wake pipe so shutdown closes idle connections.
+struct Connection {
+    private let fd: Int32
+    private let server: HTTPServer
+    private let config: HTTPServerConfiguration
+    private var buffer: [UInt8] = []
+    private var readChunk: [UInt8]
+
+    init(fd: Int32, server: HTTPServer) {
+        self.fd = fd
+        self.server = server
+        self.config = server.configuration
+        self.readChunk = [UInt8](repeating: 0, count: 16 * 1024)
+        buffer.reserveCapacity(16 * 1024)
+    }
+
+    private enum ReadOutcome { case data, closed, timedOut, woken }
+
+    /// Reads more bytes into `buffer`, waiting until `deadline`.
+    private mutating func fill(deadline: Int64, watchShutdown: Bool) -> ReadOutcome {
+        switch Sockets.waitReadable(fd, wake: watchShutdown ? server.wakeFd : nil, deadline: deadline) {
+        case .timedOut: return .timedOut
+        case .woken: return .woken
+        case .readable: break
+        }
+        while true {
+            let n = readChunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 {
+                buffer.append(contentsOf: readChunk[0..<n])
+                return .data
+            }
+            if n < 0, errno == EINTR { continue }
+            return .closed
+        }
+    }
+
+    mutating func run() {
+        var firstRequest = true
+        while true {
+            // 1. The head. An empty buffer means the connection is idle between requests.
+            var scanner = HeadScanner()
+            var headDeadline: Int64 =
+                monotonicMs() + Int64(firstRequest ? config.headerTimeoutMs : config.idleTimeoutMs)
+            var started = !buffer.isEmpty
+            if started { headDeadline = monotonicMs() + Int64(config.headerTimeoutMs) }
+            var headEnd = 0, bodyStart = 0
+            scan: while true {
+                do {
+                    if case .complete(let end, let start) = try scanner.scan(buffer, limits: config) {
+                        headEnd = end
+                        bodyStart = start
+                        break scan
+                    }
+                } catch {
+                    return fail(error)
+                }
+                if server.isStopping && !started { return }
+                switch fill(deadline: headDeadline, watchShutdown: !started) {
+                case .data:
+                    if !started {
+                        started = true
+                        headDeadline = monotonicMs() + Int64(config.headerTimeoutMs)
+                    }
+                case .closed, .woken: return
+                case .timedOut:
+                    if started { return failTimeout() }
+                    return
+                }
+            }
+            firstRequest = false
+
+            // 2. Parse it.
+            let head: RequestHead
+            do {
+                head = try HTTPHeadParser.parse(buffer[scanner.headStart..<headEnd], limits: config)
+            } catch {
+                return fail(error)
+            }
+
+            // 3. The body.
+            let bodyDeadline = monotonicMs() + Int64(config.bodyTimeoutMs)
+            var body: [UInt8] = []
+            var consumed = bodyStart
+            switch head.framing {
+            case .none:
+                break
+            case .contentLength(let length):
+                if head.expectsContinue, buffer.count - bodyStart < length, !sendContinue() { return }
+                while buffer.count - bodyStart < length {
+                    switch fill(deadline: bodyDeadline, watchShutdown: false) {
+                    case .data: continue
+                    case .timedOut: return failTimeout()
+                    case .closed, .woken: return
+                    }
+                }
+                body = Array(buffer[bodyStart..<(bodyStart + length)])
+                consumed = bodyStart + length
+            case .chunked:
+                if head.expectsContinue, !sendContinue() { return }
+                var decoder = ChunkedDecoder(limits: config)
+                var position = bodyStart
+                while true {
+                    do {
+                        position += try decoder.feed(buffer, from: position)
+                    } catch {
+                        return fail(error)
+                    }
+                    if decoder.isDone { break }
+                    switch fill(deadline: bodyDeadline, watchShutdown: false) {
+                    case .data: continue
+                    case .timedOut: return failTimeout()
+                    case .closed, .woken: return
+                    }
+                }
+                body = decoder.body
+                consumed = position
+            }
+            buffer.removeSubrange(0..<consumed)
+
+            // 4. Handle and answer.
+            let request = HTTPRequest(
+                method: head.method, path: head.path, query: head.query, version: head.version,
+                headers: head.headers, body: body)
+            let response = server.handler.handle(request)
+            let keepAlive = head.keepAlive && !server.isStopping
+            let bytes = server.serialize(response, keepAlive: keepAlive, version: head.version, headRequest: head.method == .HEAD)
+            guard Sockets.sendAll(fd, bytes), keepAlive else { return }
+        }
+    }
+
+    private func sendContinue() -> Bool {
+        Sockets.sendAll(fd, Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
+    }
+
+    /// Answer, then close (the caller returns and the thread closes the socket).
+    private func fail(_ error: HTTPParseError) {
+        let response = HTTPResponse.error(error.status, code: error.code, message: error.message)
+        _ = Sockets.sendAll(fd, server.serialize(response, keepAlive: false, version: .http11, headRequest: false))
+        server.noteProtocolError()
+        lingerClose()
+    }
+
+    /// After an error answer the client may still be sending (a body we refused). Closing
+    /// with unread input makes the kernel send RST, which can destroy our answer before the
+    /// client reads it; so half-close and discard input briefly (bounded) first.
+    private func lingerClose() {
+        Glibc.shutdown(fd, Int32(SHUT_WR))
+        let deadline = monotonicMs() + 500
+        var discarded = 0
+        var scratch = [UInt8](repeating: 0, count: 4096)
+        while discarded < 256 * 1024 {
+            guard case .readable = Sockets.waitReadable(fd, wake: nil, deadline: deadline) else { return }
+            let n = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { return }
+            discarded += n
+        }
+    }
+
+    private func failTimeout() {
+        let response = HTTPResponse.error(
+            .requestTimeout, code: "request_timeout", message: "The request was not received in time.")
+        _ = Sockets.sendAll(fd, server.serialize(response, keepAlive: false, version: .http11, headRequest: false))
+        server.noteProtocolError()
+    }
+}

@@ -1,0 +1,173 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// An HTTP/1.1 server on POSIX sockets: one accept thread, one thread per connection
+/// (bounded by `maxConnections`), handlers called synchronously on the connection's thread.
+///
+/// Why threads and not an event loop: the handler does blocking work (SQLite, and later
+/// HTTP calls to DynamoDB and Cognigy) that must not stall other connections, and on a
+/// 2-core machine a blocking thread per keep-alive connection measured faster than handing
+/// each request from a poll loop to a worker pool (see README, "Concurrency model").
+/// Stalled clients cost a parked thread each until their header timeout, not a core.
+public final class HTTPServer: Sendable {
+    public let configuration: HTTPServerConfiguration
+    let handler: any HTTPHandler
+    private let listenFd: Int32
+    /// The port actually bound (useful with port 0).
+    public let port: Int
+    /// Read end of the wake pipe: readable once shutdown begins, watched by every idle wait.
+    let wakeFd: Int32
+    private let wakeWriteFd: Int32
+    private let dates = HTTPDateCache()
+    private let state = Mutex(State())
+    private let stopping = Atomic<Bool>(false)
+    private let protocolErrors = Atomic<Int>(0)
+    private let rejectedConnections = Atomic<Int>(0)
+
+    private struct State {
+        var active = 0
+        var acceptLoopDone = false
+    }
+
+    /// Binds and listens; call `start()` to begin accepting.
+    public init(configuration: HTTPServerConfiguration, handler: any HTTPHandler) throws {
+        self.configuration = configuration
+        self.handler = handler
+        (listenFd, port) = try Sockets.listen(host: configuration.host, port: configuration.port, backlog: configuration.backlog)
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else {
+            close(listenFd)
+            throw SocketError(operation: "pipe2", errno: errno)
+        }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        wakeFd = fds[0]
+        wakeWriteFd = fds[1]
+    }
+
+    public var isStopping: Bool { stopping.load(ordering: .relaxed) }
+    public var activeConnections: Int { state.withLock { $0.active } }
+    /// Requests answered with a framing error (400/408/413/431/…) since start.
+    public var protocolErrorCount: Int { protocolErrors.load(ordering: .relaxed) }
+    /// Connections refused because `maxConnections` were open.
+    public var rejectedConnectionCount: Int { rejectedConnections.load(ordering: .relaxed) }
+
+    func noteProtocolError() { protocolErrors.add(1, ordering: .relaxed) }
+
+    /// Starts the accept thread.
+    public func start() throws {
+        guard spawnThread(stackBytes: configuration.threadStackBytes, { [self] in acceptLoop() }) else {
+            throw SocketError(operation: "pthread_create", errno: errno)
+        }
+    }
+
+    private func acceptLoop() {
+        defer { state.withLock { $0.acceptLoopDone = true } }
+        while !isStopping {
+            switch Sockets.waitReadable(listenFd, wake: wakeFd, deadline: Int64.max) {
+            case .woken, .timedOut: return
+            case .readable: break
+            }
+            let fd = accept(listenFd, nil, nil)
+            if fd < 0 {
+                switch errno {
+                case EINTR, EAGAIN, ECONNABORTED: continue
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    usleep(10_000)  // out of descriptors: back off rather than spin
+                    continue
+                default: return
+                }
+            }
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            var one: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            Sockets.setTimeout(fd, option: SO_SNDTIMEO, ms: configuration.writeTimeoutMs)
+
+            let admitted = state.withLock { s -> Bool in
+                guard s.active < configuration.maxConnections else { return false }
+                s.active += 1
+                return true
+            }
+            guard admitted else {
+                rejectedConnections.add(1, ordering: .relaxed)
+                let busy = HTTPResponse.error(
+                    .serviceUnavailable, code: "too_many_connections",
+                    message: "The server has too many open connections; retry shortly.", headers: [("Retry-After", "1")])
+                _ = Sockets.sendAll(fd, serialize(busy, keepAlive: false, version: .http11, headRequest: false))
+                close(fd)
+                continue
+            }
+            let started = spawnThread(stackBytes: configuration.threadStackBytes) { [self] in
+                var connection = Connection(fd: fd, server: self)
+                connection.run()
+                Glibc.shutdown(fd, Int32(SHUT_RDWR))
+                close(fd)
+                state.withLock { $0.active -= 1 }
+            }
+            if !started {
+                close(fd)
+                state.withLock { $0.active -= 1 }
+            }
+        }
+    }
+
+    /// Stops accepting, lets in-flight requests finish (their responses say
+    /// `Connection: close`), closes idle connections, and waits up to `drainTimeoutMs`.
+    /// - Returns: true when every connection finished in time.
+    @discardableResult
+    public func shutdown() -> Bool {
+        if !stopping.exchange(true, ordering: .acquiringAndReleasing) {
+            var byte: UInt8 = 1
+            _ = write(wakeWriteFd, &byte, 1)
+        }
+        let deadline = monotonicMs() + Int64(configuration.drainTimeoutMs)
+        while true {
+            let (active, acceptDone) = state.withLock { ($0.active, $0.acceptLoopDone) }
+            if active == 0 && acceptDone { break }
+            if monotonicMs() >= deadline { return false }
+            usleep(5_000)
+        }
+        close(listenFd)
+        return true
+    }
+
+    /// Status line, headers and body in one buffer, so a response is one send(2).
+    func serialize(_ response: HTTPResponse, keepAlive: Bool, version: HTTPVersion, headRequest: Bool) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(160 + response.body.count)
+        out.append(contentsOf: "HTTP/1.1 ".utf8)
+        out.append(contentsOf: String(response.status.code).utf8)
+        out.append(0x20)
+        out.append(contentsOf: response.status.reason.utf8)
+        out.append(contentsOf: "\r\nDate: ".utf8)
+        out.append(contentsOf: dates.current())
+        for (name, value) in response.headers {
+            out.append(contentsOf: "\r\n".utf8)
+            out.append(contentsOf: name.utf8)
+            out.append(contentsOf: ": ".utf8)
+            out.append(contentsOf: value.utf8)
+        }
+        // 1xx and 204 carry no Content-Length (RFC 9110 §8.6).
+        if response.status.code != 204 {
+            out.append(contentsOf: "\r\nContent-Length: ".utf8)
+            out.append(contentsOf: String(response.body.count).utf8)
+        }
+        if !keepAlive {
+            out.append(contentsOf: "\r\nConnection: close".utf8)
+        } else if version == .http10 {
+            out.append(contentsOf: "\r\nConnection: keep-alive".utf8)
+        }
+        out.append(contentsOf: "\r\n\r\n".utf8)
+        if !headRequest && response.status.code != 204 {
+            out.append(contentsOf: response.body)
+        }
+        return out
+    }
+
+    deinit {
+        close(wakeFd)
+        close(wakeWriteFd)
+    }
+}

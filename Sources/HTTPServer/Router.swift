@@ -1,0 +1,74 @@
+/// Routes by method and path pattern (`/sessions/:id/versions/:n`). A path that matches
+/// with another method answers 405 with `Allow`; HEAD is served by the GET route (the
+/// server drops the body). Path parameters arrive percent-decoded.
+public struct Router: HTTPHandler {
+    public typealias Handler = @Sendable (HTTPRequest, [String: String]) -> HTTPResponse
+
+    private enum Segment: Sendable {
+        case literal(String)
+        case parameter(String)
+    }
+
+    private struct Route: Sendable {
+        let method: HTTPMethod
+        let segments: [Segment]
+        let handler: Handler
+    }
+
+    private var routes: [Route] = []
+
+    public init() {}
+
+    public mutating func add(_ method: HTTPMethod, _ pattern: String, _ handler: @escaping Handler) {
+        let segments = pattern.split(separator: "/").map { part -> Segment in
+            part.hasPrefix(":") ? .parameter(String(part.dropFirst())) : .literal(String(part))
+        }
+        routes.append(Route(method: method, segments: segments, handler: handler))
+    }
+
+    public func handle(_ request: HTTPRequest) -> HTTPResponse {
+        // Split keeping empty segments so "/health/" does not match "/health".
+        var parts = request.path.split(separator: "/", omittingEmptySubsequences: false)
+        if parts.first == "" { parts.removeFirst() }
+        if parts.count == 1, parts[0] == "" { parts = [] }
+        var allowed: [HTTPMethod] = []
+        var badEscape = false
+        for route in routes {
+            guard let params = match(route.segments, parts, badEscape: &badEscape) else { continue }
+            if route.method == request.method || (request.method == .HEAD && route.method == .GET) {
+                return route.handler(request, params)
+            }
+            allowed.append(route.method)
+        }
+        if badEscape {
+            return .error(.badRequest, code: "invalid_path", message: "The path has an invalid percent-escape.")
+        }
+        if !allowed.isEmpty {
+            if allowed.contains(.GET) { allowed.append(.HEAD) }
+            return .error(
+                .methodNotAllowed, code: "method_not_allowed",
+                message: "\(request.method) is not allowed here; use \(allowed.map(\.rawValue).joined(separator: ", ")).",
+                headers: [("Allow", allowed.map(\.rawValue).joined(separator: ", "))])
+        }
+        return .error(.notFound, code: "not_found", message: "No route for \(request.path).")
+    }
+
+    private func match(_ segments: [Segment], _ parts: [Substring], badEscape: inout Bool) -> [String: String]? {
+        guard segments.count == parts.count else { return nil }
+        var params: [String: String] = [:]
+        for (segment, part) in zip(segments, parts) {
+            switch segment {
+            case .literal(let text):
+                guard part == text else { return nil }
+            case .parameter(let name):
+                guard !part.isEmpty else { return nil }
+                guard let value = PercentDecoding.decode(part.utf8, plusIsSpace: false) else {
+                    badEscape = true
+                    return nil
+                }
+                params[name] = value
+            }
+        }
+        return params
+    }
+}

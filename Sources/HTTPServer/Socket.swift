@@ -1,0 +1,124 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A system call failed; `operation` names it.
+public struct SocketError: Error, CustomStringConvertible, Sendable {
+    public let operation: String
+    public let errno: Int32
+    public var description: String { "\(operation) failed: \(String(cString: strerror(errno)))" }
+}
+
+/// Milliseconds on the monotonic clock (immune to wall-clock changes).
+@inline(__always)
+func monotonicMs() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}
+
+enum Sockets {
+    /// A bound, listening, close-on-exec TCP socket; returns it and the port actually bound.
+    static func listen(host: String, port: Int, backlog: Int) throws -> (fd: Int32, port: Int) {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        var result: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, String(port), &hints, &result)
+        guard rc == 0, let first = result else {
+            throw SocketError(operation: "resolve \(host): \(String(cString: gai_strerror(rc)))", errno: 0)
+        }
+        defer { freeaddrinfo(result) }
+        let fd = socket(first.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SocketError(operation: "socket", errno: errno) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        guard bind(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else {
+            let e = errno
+            close(fd)
+            throw SocketError(operation: "bind \(host):\(port)", errno: e)
+        }
+        guard Glibc.listen(fd, Int32(backlog)) == 0 else {
+            let e = errno
+            close(fd)
+            throw SocketError(operation: "listen", errno: e)
+        }
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        let boundPort: UInt16 =
+            storage.ss_family == sa_family_t(AF_INET6)
+            ? withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_port } }
+            : withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_port } }
+        return (fd, Int(UInt16(bigEndian: boundPort)))
+    }
+
+    enum WaitResult { case readable, timedOut, woken }
+
+    /// Waits until `fd` is readable, the deadline passes, or (when given) the wake pipe fires.
+    /// Retries EINTR (a signal must not kill a connection).
+    static func waitReadable(_ fd: Int32, wake: Int32?, deadline: Int64) -> WaitResult {
+        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0)]
+        if let wake { fds.append(pollfd(fd: wake, events: Int16(POLLIN), revents: 0)) }
+        while true {
+            let remaining = deadline - monotonicMs()
+            if remaining <= 0 { return .timedOut }
+            let rc = poll(&fds, nfds_t(fds.count), Int32(min(remaining, Int64(Int32.max))))
+            if rc < 0 {
+                if errno == EINTR { continue }
+                return .readable  // let recv report the error
+            }
+            if rc == 0 { return .timedOut }
+            if fds[0].revents != 0 { return .readable }
+            if fds.count > 1, fds[1].revents != 0 { return .woken }
+        }
+    }
+
+    /// Writes all bytes (SO_SNDTIMEO bounds each blocking send); false if the peer is gone or slow.
+    static func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return false
+                }
+                offset += n
+            }
+            return true
+        }
+    }
+
+    static func setTimeout(_ fd: Int32, option: Int32, ms: Int) {
+        var tv = timeval(tv_sec: ms / 1000, tv_usec: (ms % 1000) * 1000)
+        setsockopt(fd, SOL_SOCKET, option, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+}
+
+/// Starts a detached POSIX thread with a given stack size.
+func spawnThread(stackBytes: Int, _ body: @escaping @Sendable () -> Void) -> Bool {
+    final class Box {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+    var attr = pthread_attr_t()
+    pthread_attr_init(&attr)
+    defer { pthread_attr_destroy(&attr) }
+    pthread_attr_setstacksize(&attr, stackBytes)
+    pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
+    let box = Unmanaged.passRetained(Box(body)).toOpaque()
+    var thread = pthread_t()
+    let rc = pthread_create(&thread, &attr, { arg in
+        Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().body()
+        return nil
+    }, box)
+    if rc != 0 {
+        Unmanaged<Box>.fromOpaque(box).release()
+        return false
+    }
+    return true
+}
