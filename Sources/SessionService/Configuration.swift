@@ -1,0 +1,286 @@
+import DialogWire
+import Foundation
+import HTTPServer
+
+/// One configuration variable: its name (environment variable and config-file key),
+/// default, and what it does. The table below is the single list `--help` prints.
+public struct ConfigVariable: Sendable {
+    public let name: String
+    public let defaultValue: String?
+    public let help: String
+    public let secret: Bool
+}
+
+/// Bad configuration: start-up stops with `description`, one line naming the variable.
+public struct ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
+    public let variable: String
+    public let message: String
+    public var description: String { "configuration error: \(variable): \(message)" }
+}
+
+public enum StoreKind: String, Sendable {
+    case sqlite, dynamodb
+}
+
+public enum LogLevel: Int, Comparable, Sendable {
+    case debug = 0, info, warn, error
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
+    public var name: String { ["debug", "info", "warn", "error"][rawValue] }
+}
+
+/// Everything the service reads at start-up: defaults < config file < environment.
+public struct ServiceConfiguration: Sendable {
+    public static let variables: [ConfigVariable] = [
+        .init(name: "HOST", defaultValue: "0.0.0.0", help: "listen address", secret: false),
+        .init(name: "PORT", defaultValue: "8080", help: "listen port (0 = any free port)", secret: false),
+        .init(name: "SESSION_STORE", defaultValue: "sqlite", help: "sqlite (embedded) or dynamodb", secret: false),
+        .init(name: "SQLITE_PATH", defaultValue: "./data/sessions.sqlite", help: "SQLite file (WAL); parent folder created", secret: false),
+        .init(name: "SQLITE_BUSY_TIMEOUT_MS", defaultValue: "5000", help: "wait for another writer's lock before answering 503", secret: false),
+        .init(name: "SQLITE_SYNCHRONOUS", defaultValue: "normal", help: "normal (survives a process crash) or full (also power loss, fsync per write)", secret: false),
+        .init(name: "DYNAMODB_TABLE", defaultValue: "CognigySessions", help: "DynamoDB table name", secret: false),
+        .init(name: "DYNAMODB_CREATE_TABLE", defaultValue: "false", help: "create the table (and enable TTL) if missing", secret: false),
+        .init(name: "AWS_REGION", defaultValue: nil, help: "SigV4 region (else AWS_DEFAULT_REGION, else us-east-1)", secret: false),
+        .init(name: "AWS_DEFAULT_REGION", defaultValue: nil, help: "SigV4 region fallback", secret: false),
+        .init(name: "AWS_ENDPOINT_URL_DYNAMODB", defaultValue: nil, help: "DynamoDB endpoint override (DynamoDB Local, moto)", secret: false),
+        .init(name: "AWS_ENDPOINT_URL", defaultValue: nil, help: "endpoint override for all AWS services", secret: false),
+        .init(name: "AWS_ACCESS_KEY_ID", defaultValue: nil, help: "AWS credentials", secret: true),
+        .init(name: "AWS_SECRET_ACCESS_KEY", defaultValue: nil, help: "AWS credentials", secret: true),
+        .init(name: "AWS_SESSION_TOKEN", defaultValue: nil, help: "AWS session token (sent as X-Amz-Security-Token)", secret: true),
+        .init(name: "SESSION_TTL_SECONDS", defaultValue: "604800", help: "snapshot expiry after its write (ExpiresAt)", secret: false),
+        .init(name: "SWEEP_INTERVAL_SECONDS", defaultValue: "60", help: "how often expired SQLite rows are deleted", secret: false),
+        .init(name: "COGNIGY_API_BASE_URL", defaultValue: nil, help: "Cognigy REST API base, e.g. https://api-trial.cognigy.ai (unset: restore off)", secret: false),
+        .init(name: "COGNIGY_API_KEY", defaultValue: nil, help: "sent as X-API-Key", secret: true),
+        .init(name: "COGNIGY_TOKEN_URL", defaultValue: nil, help: "OAuth2 token endpoint (client credentials)", secret: false),
+        .init(name: "COGNIGY_CLIENT_ID", defaultValue: nil, help: "OAuth2 client id", secret: false),
+        .init(name: "COGNIGY_CLIENT_SECRET", defaultValue: nil, help: "OAuth2 client secret", secret: true),
+        .init(name: "COGNIGY_SCOPE", defaultValue: nil, help: "OAuth2 scope", secret: false),
+        .init(name: "COGNIGY_CONTEXT_KEY", defaultValue: nil, help: "nest restored values under this context key", secret: false),
+        .init(name: "RESTORE_INLINE_TIMEOUT_MS", defaultValue: "3000", help: "time a webhook waits for a restore before queueing it", secret: false),
+        .init(name: "OUTBOX_PATH", defaultValue: "./data/outbox.sqlite", help: "durable queue of restores still to deliver", secret: false),
+        .init(name: "WEBHOOK_API_KEY", defaultValue: nil, help: "if set, the webhook needs X-API-Key: K or Authorization: Bearer K", secret: true),
+        .init(name: "ADMIN_TOKEN", defaultValue: nil, help: "if set, /sessions/** needs Authorization: Bearer T", secret: true),
+        .init(name: "MAX_BODY_BYTES", defaultValue: "1048576", help: "larger request bodies get 413", secret: false),
+        .init(name: "MAX_HEADER_BYTES", defaultValue: "32768", help: "largest request head (request line + headers) → 431", secret: false),
+        .init(name: "MAX_REQUEST_LINE_BYTES", defaultValue: "8192", help: "longest request line → 431", secret: false),
+        .init(name: "MAX_HEADER_COUNT", defaultValue: "100", help: "most header fields per request → 431", secret: false),
+        .init(name: "MAX_CHUNK_LINE_BYTES", defaultValue: "1024", help: "longest chunk-size line in a chunked body → 400", secret: false),
+        .init(name: "HEADER_TIMEOUT_MS", defaultValue: "10000", help: "time to receive a request head → 408", secret: false),
+        .init(name: "BODY_TIMEOUT_MS", defaultValue: "30000", help: "time to receive a request body → 408", secret: false),
+        .init(name: "IDLE_TIMEOUT_MS", defaultValue: "60000", help: "idle keep-alive connections are closed after this", secret: false),
+        .init(name: "WRITE_TIMEOUT_MS", defaultValue: "10000", help: "a response not written in this time closes the connection", secret: false),
+        .init(name: "MAX_CONNECTIONS", defaultValue: "1024", help: "open connections at once; more get 503", secret: false),
+        .init(name: "DRAIN_TIMEOUT_MS", defaultValue: "10000", help: "on SIGTERM/SIGINT, time for in-flight requests to finish", secret: false),
+        .init(name: "MAX_JSON_DEPTH", defaultValue: "32", help: "deepest JSON nesting accepted in a body → 400", secret: false),
+        .init(name: "MAX_ID_BYTES", defaultValue: "512", help: "longest conversationId, channel, intent, userId, sessionId, eventId → 400", secret: false),
+        .init(name: "MAX_SNAPSHOT_BYTES", defaultValue: "262144", help: "largest merged snapshot (DynamoDB items stop at 400 KB) → 413", secret: false),
+        .init(name: "WRITE_MAX_ATTEMPTS", defaultValue: "10", help: "conditional-write attempts on version conflicts before 503", secret: false),
+        .init(name: "LOG_LEVEL", defaultValue: "info", help: "debug, info, warn or error; JSON lines on stderr", secret: false),
+    ]
+
+    public var http = HTTPServerConfiguration()
+    public var store: StoreKind = .sqlite
+    public var sqlitePath = "./data/sessions.sqlite"
+    public var sqliteBusyTimeoutMs = 5000
+    public var sqliteSynchronous = "NORMAL"
+    public var dynamoTable = "CognigySessions"
+    public var dynamoCreateTable = false
+    public var awsRegion = "us-east-1"
+    public var dynamoEndpoint: String?
+    public var awsAccessKeyId: String?
+    public var awsSecretAccessKey: String?
+    public var awsSessionToken: String?
+    public var sessionTTLSeconds: Int64 = 604_800
+    public var sweepIntervalSeconds = 60
+    public var cognigyBaseURL: String?
+    public var cognigyAPIKey: String?
+    public var cognigyTokenURL: String?
+    public var cognigyClientId: String?
+    public var cognigyClientSecret: String?
+    public var cognigyScope: String?
+    public var cognigyContextKey: String?
+    public var restoreInlineTimeoutMs = 3000
+    public var outboxPath = "./data/outbox.sqlite"
+    public var webhookAPIKey: String?
+    public var adminToken: String?
+    public var maxJSONDepth = 32
+    public var maxIdBytes = 512
+    public var maxSnapshotBytes = 262_144
+    public var writeMaxAttempts = 10
+    public var logLevel: LogLevel = .info
+    /// The effective raw values, for `--check-config`.
+    public private(set) var resolved: [String: String] = [:]
+
+    public init() {
+        http.port = 8080
+    }
+
+    /// Resolves the configuration. `configFile` is the `--config` argument (must exist);
+    /// without it `CONFIG_FILE` (must exist) or `config/default.json` (optional) is read.
+    public static func load(environment: [String: String], configFile: String? = nil) throws(ConfigError) -> ServiceConfiguration {
+        var values: [String: String] = [:]
+        for v in variables { if let d = v.defaultValue { values[v.name] = d } }
+
+        let explicit = configFile ?? environment["CONFIG_FILE"]
+        let path = explicit ?? "config/default.json"
+        if explicit != nil || FileManager.default.fileExists(atPath: path) {
+            for (k, v) in try readFile(path) { values[k] = v }
+        }
+        let known = Set(variables.map(\.name))
+        for (k, v) in environment where known.contains(k) { values[k] = v }
+
+        var c = ServiceConfiguration()
+        c.resolved = values
+        var p = Parser(values: values)
+        c.http.host = try p.string("HOST", nonEmpty: true)
+        c.http.port = try p.int("PORT", 0...65535)
+        guard let store = StoreKind(rawValue: try p.string("SESSION_STORE").lowercased()) else {
+            throw ConfigError(variable: "SESSION_STORE", message: "must be sqlite or dynamodb (got '\(values["SESSION_STORE"]!)')")
+        }
+        c.store = store
+        c.sqlitePath = try p.string("SQLITE_PATH", nonEmpty: true)
+        c.sqliteBusyTimeoutMs = try p.int("SQLITE_BUSY_TIMEOUT_MS", 0...600_000)
+        let sync = try p.string("SQLITE_SYNCHRONOUS").uppercased()
+        guard ["NORMAL", "FULL"].contains(sync) else {
+            throw ConfigError(variable: "SQLITE_SYNCHRONOUS", message: "must be normal or full (got '\(values["SQLITE_SYNCHRONOUS"]!)')")
+        }
+        c.sqliteSynchronous = sync
+        c.dynamoTable = try p.string("DYNAMODB_TABLE", nonEmpty: true)
+        c.dynamoCreateTable = try p.bool("DYNAMODB_CREATE_TABLE")
+        c.awsRegion = p.optional("AWS_REGION") ?? p.optional("AWS_DEFAULT_REGION") ?? "us-east-1"
+        let serviceEndpoint = try p.url("AWS_ENDPOINT_URL_DYNAMODB")
+        let globalEndpoint = try p.url("AWS_ENDPOINT_URL")
+        c.dynamoEndpoint = serviceEndpoint ?? globalEndpoint
+        c.awsAccessKeyId = p.optional("AWS_ACCESS_KEY_ID")
+        c.awsSecretAccessKey = p.optional("AWS_SECRET_ACCESS_KEY")
+        c.awsSessionToken = p.optional("AWS_SESSION_TOKEN")
+        c.sessionTTLSeconds = Int64(try p.int("SESSION_TTL_SECONDS", 60...(100 * 365 * 86400)))
+        c.sweepIntervalSeconds = try p.int("SWEEP_INTERVAL_SECONDS", 1...86400)
+        c.cognigyBaseURL = try p.url("COGNIGY_API_BASE_URL")
+        c.cognigyAPIKey = p.optional("COGNIGY_API_KEY")
+        c.cognigyTokenURL = try p.url("COGNIGY_TOKEN_URL")
+        c.cognigyClientId = p.optional("COGNIGY_CLIENT_ID")
+        c.cognigyClientSecret = p.optional("COGNIGY_CLIENT_SECRET")
+        c.cognigyScope = p.optional("COGNIGY_SCOPE")
+        c.cognigyContextKey = p.optional("COGNIGY_CONTEXT_KEY")
+        c.restoreInlineTimeoutMs = try p.int("RESTORE_INLINE_TIMEOUT_MS", 0...60_000)
+        c.outboxPath = try p.string("OUTBOX_PATH", nonEmpty: true)
+        c.webhookAPIKey = p.optional("WEBHOOK_API_KEY")
+        c.adminToken = p.optional("ADMIN_TOKEN")
+        c.http.maxBodyBytes = try p.int("MAX_BODY_BYTES", 1...(64 << 20))
+        c.http.maxHeaderBytes = try p.int("MAX_HEADER_BYTES", 256...(1 << 20))
+        c.http.maxRequestLineBytes = try p.int("MAX_REQUEST_LINE_BYTES", 64...(1 << 20))
+        c.http.maxHeaderCount = try p.int("MAX_HEADER_COUNT", 4...10_000)
+        c.http.maxChunkLineBytes = try p.int("MAX_CHUNK_LINE_BYTES", 16...(1 << 20))
+        c.http.headerTimeoutMs = try p.int("HEADER_TIMEOUT_MS", 10...3_600_000)
+        c.http.bodyTimeoutMs = try p.int("BODY_TIMEOUT_MS", 10...3_600_000)
+        c.http.idleTimeoutMs = try p.int("IDLE_TIMEOUT_MS", 10...3_600_000)
+        c.http.writeTimeoutMs = try p.int("WRITE_TIMEOUT_MS", 10...3_600_000)
+        c.http.maxConnections = try p.int("MAX_CONNECTIONS", 1...100_000)
+        c.http.drainTimeoutMs = try p.int("DRAIN_TIMEOUT_MS", 0...3_600_000)
+        c.maxJSONDepth = try p.int("MAX_JSON_DEPTH", 2...512)
+        c.maxIdBytes = try p.int("MAX_ID_BYTES", 16...2048)
+        c.maxSnapshotBytes = try p.int("MAX_SNAPSHOT_BYTES", 1024...(400 * 1024))
+        c.writeMaxAttempts = try p.int("WRITE_MAX_ATTEMPTS", 1...100)
+        switch try p.string("LOG_LEVEL").lowercased() {
+        case "debug": c.logLevel = .debug
+        case "info": c.logLevel = .info
+        case "warn", "warning": c.logLevel = .warn
+        case "error": c.logLevel = .error
+        default: throw ConfigError(variable: "LOG_LEVEL", message: "must be debug, info, warn or error (got '\(values["LOG_LEVEL"]!)')")
+        }
+        if c.http.maxRequestLineBytes > c.http.maxHeaderBytes {
+            throw ConfigError(variable: "MAX_REQUEST_LINE_BYTES", message: "must not exceed MAX_HEADER_BYTES (\(c.http.maxHeaderBytes))")
+        }
+        if (c.cognigyClientId != nil) != (c.cognigyClientSecret != nil) || (c.cognigyClientId != nil && c.cognigyTokenURL == nil) {
+            throw ConfigError(
+                variable: "COGNIGY_CLIENT_ID",
+                message: "OAuth2 needs COGNIGY_TOKEN_URL, COGNIGY_CLIENT_ID and COGNIGY_CLIENT_SECRET together")
+        }
+        if (c.awsAccessKeyId != nil) != (c.awsSecretAccessKey != nil) {
+            throw ConfigError(variable: "AWS_ACCESS_KEY_ID", message: "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together")
+        }
+        return c
+    }
+
+    /// The config file: a JSON object whose keys are variable names; values are strings,
+    /// numbers or booleans. An unknown key is an error (it is almost always a typo).
+    static func readFile(_ path: String) throws(ConfigError) -> [String: String] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(variable: "CONFIG_FILE", message: "cannot read \(path)")
+        }
+        let json: JSONValue
+        do { json = try JSONParser.parse(Array(data)) } catch {
+            throw ConfigError(variable: "CONFIG_FILE", message: "\(path) is not valid JSON: \(error)")
+        }
+        guard case .object(let members) = json else {
+            throw ConfigError(variable: "CONFIG_FILE", message: "\(path) must hold a JSON object")
+        }
+        let known = Set(variables.map(\.name))
+        var out: [String: String] = [:]
+        for m in members {
+            guard known.contains(m.key) else {
+                throw ConfigError(variable: m.key, message: "unknown key in \(path)")
+            }
+            switch m.value {
+            case .string(let s): out[m.key] = s
+            case .number(let n): out[m.key] = n
+            case .bool(let b): out[m.key] = b ? "true" : "false"
+            case .null: out.removeValue(forKey: m.key)
+            default: throw ConfigError(variable: m.key, message: "must be a string, number or boolean in \(path)")
+            }
+        }
+        return out
+    }
+
+    /// The effective configuration, one `NAME=value` a line, secrets masked.
+    public func describe() -> String {
+        Self.variables.map { v in
+            let value = resolved[v.name].map { v.secret && !$0.isEmpty ? "****" : $0 } ?? "(unset)"
+            return "\(v.name)=\(value)"
+        }.joined(separator: "\n")
+    }
+
+    private struct Parser {
+        let values: [String: String]
+
+        func optional(_ name: String) -> String? {
+            guard let v = values[name]?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
+            return v
+        }
+
+        func string(_ name: String, nonEmpty: Bool = false) throws(ConfigError) -> String {
+            let v = values[name] ?? ""
+            if nonEmpty, v.trimmingCharacters(in: .whitespaces).isEmpty {
+                throw ConfigError(variable: name, message: "must not be empty")
+            }
+            return v
+        }
+
+        func int(_ name: String, _ range: ClosedRange<Int>) throws(ConfigError) -> Int {
+            let raw = (values[name] ?? "").trimmingCharacters(in: .whitespaces)
+            guard let v = Int(raw), range.contains(v) else {
+                throw ConfigError(
+                    variable: name, message: "must be an integer from \(range.lowerBound) to \(range.upperBound) (got '\(raw)')")
+            }
+            return v
+        }
+
+        func bool(_ name: String) throws(ConfigError) -> Bool {
+            switch (values[name] ?? "").trimmingCharacters(in: .whitespaces).lowercased() {
+            case "true", "1", "yes": return true
+            case "false", "0", "no", "": return false
+            case let other: throw ConfigError(variable: name, message: "must be true or false (got '\(other)')")
+            }
+        }
+
+        /// An http(s) URL with a host; a trailing slash is dropped.
+        func url(_ name: String) throws(ConfigError) -> String? {
+            guard var v = optional(name) else { return nil }
+            guard let u = URL(string: v), let scheme = u.scheme?.lowercased(), scheme == "http" || scheme == "https",
+                let host = u.host, !host.isEmpty
+            else { throw ConfigError(variable: name, message: "must be an http:// or https:// URL (got '\(v)')") }
+            while v.hasSuffix("/") { v.removeLast() }
+            return v
+        }
+    }
+}

@@ -1,0 +1,192 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DialogWire
+import SessionStore
+
+/// What a user can get wrong, or what the store can refuse, while ingesting an event.
+public enum IngestError: Error, Equatable, Sendable {
+    /// The event is invalid (→ 400), with a one-sentence reason.
+    case invalidEvent(String)
+    /// The merged state would exceed `MAX_SNAPSHOT_BYTES` (→ 413).
+    case snapshotTooLarge(limit: Int)
+    /// The store could not take the write now (→ 503 + Retry-After).
+    case storeUnavailable(String)
+    /// Every conditional-write attempt lost to another writer (→ 503 + Retry-After).
+    case tooMuchContention(attempts: Int)
+}
+
+public enum IngestStatus: String, Sendable {
+    case processed, duplicate
+}
+
+public enum RestoreOutcome: String, Sendable {
+    case none, sent, queued, skipped
+}
+
+public struct IngestResult: Sendable {
+    public let status: IngestStatus
+    public let snapshot: SessionSnapshot
+    public let channelSwitched: Bool
+    public let restore: RestoreOutcome
+    /// The channel the conversation came from when `channelSwitched`.
+    public let restoredFrom: String?
+    /// Conditional writes lost before this one won (for logs and tests).
+    public let conflicts: Int
+}
+
+/// The ingest pipeline: read latest → merge → conditional write → on conflict re-read and
+/// retry with jittered backoff. No version is ever kept in memory, so any number of
+/// replicas can serve one conversation.
+public final class DialogService: Sendable {
+    public struct Limits: Sendable {
+        public var maxIdBytes = 512
+        public var maxSnapshotBytes = 262_144
+        public var writeMaxAttempts = 10
+        public var sessionTTLSeconds: Int64 = 604_800
+        /// Backoff between conflicting attempts.
+        public var conflictBackoff = Backoff(baseMs: 2, capMs: 100)
+        public init() {}
+    }
+
+    public let store: any SessionStore
+    public let limits: Limits
+    let logger: Logger
+    private let clockMs: @Sendable () -> Int64
+
+    public init(
+        store: any SessionStore, limits: Limits, logger: Logger,
+        clockMs: @escaping @Sendable () -> Int64 = DialogService.wallClockMs
+    ) {
+        self.store = store
+        self.limits = limits
+        self.logger = logger
+        self.clockMs = clockMs
+    }
+
+    public static let wallClockMs: @Sendable () -> Int64 = {
+        var tv = timeval()
+        gettimeofday(&tv, nil)
+        return Int64(tv.tv_sec) * 1000 + Int64(tv.tv_usec) / 1000
+    }
+
+    /// Checks what SPEC requires of an event and the configured limits.
+    public func validate(_ event: DialogEvent) throws(IngestError) {
+        guard !event.conversationId.isEmpty else { throw .invalidEvent("Field 'conversationId' is required.") }
+        guard !event.channel.isEmpty else { throw .invalidEvent("Field 'channel' is required.") }
+        for (name, value) in [
+            ("conversationId", event.conversationId), ("channel", event.channel), ("intent", event.intent),
+            ("userId", event.userId), ("sessionId", event.sessionId), ("eventId", event.eventId),
+        ] where value.utf8.count > limits.maxIdBytes {
+            throw .invalidEvent("Field '\(name)' is longer than \(limits.maxIdBytes) bytes.")
+        }
+    }
+
+    /// Applies one event and stores it as the next version. Returns only after the write is
+    /// durable (or the event was found to be a duplicate).
+    public func ingest(_ received: DialogEvent) throws(IngestError) -> IngestResult {
+        try validate(received)
+        // The id is taken from the event as received, before defaults are filled in, so a
+        // re-delivery of the same bytes hashes the same.
+        let eventId = SessionMerge.eventId(for: received)
+        var event = received
+        let now = clockMs()
+        if event.timestamp == 0 { event.timestamp = now / 1000 }
+
+        var conflicts = 0
+        for attempt in 0..<limits.writeMaxAttempts {
+            let latest: StoredVersion?
+            do { latest = try store.latest(event.conversationId) } catch { throw Self.map(error) }
+
+            var previous: SessionSnapshot?
+            if let latest {
+                switch latest.snapshot {
+                case .success(let snapshot):
+                    previous = snapshot
+                case .failure(let wireError):
+                    // SPEC: logged with its key, left untouched, the event applied to an empty state.
+                    logger.error(
+                        "corrupt stored snapshot; applying the event to an empty state",
+                        [("conversation_id", .string(latest.conversationId)), ("version", .int(latest.version)),
+                         ("error", .string("\(wireError)"))])
+                }
+            }
+            if let previous, previous.recentEventIds.contains(eventId) {
+                return IngestResult(
+                    status: .duplicate, snapshot: previous, channelSwitched: false, restore: .none, restoredFrom: nil,
+                    conflicts: conflicts)
+            }
+
+            let next = SessionMerge.apply(
+                event, to: previous, version: (latest?.version ?? 0) + 1, eventId: eventId, nowMs: clockMs(),
+                ttlSeconds: limits.sessionTTLSeconds)
+            guard next.serializedSize() <= limits.maxSnapshotBytes else {
+                throw .snapshotTooLarge(limit: limits.maxSnapshotBytes)
+            }
+            do {
+                try store.insert(next)
+                let switched = SessionMerge.isChannelSwitch(previous: previous, event: event)
+                return IngestResult(
+                    status: .processed, snapshot: next, channelSwitched: switched,
+                    restore: switched ? .skipped : .none, restoredFrom: switched ? previous?.channel : nil,
+                    conflicts: conflicts)
+            } catch .versionConflict {
+                conflicts += 1
+                logger.debug(
+                    "version conflict, re-reading",
+                    [("conversation_id", .string(event.conversationId)), ("version", .int(next.sessionVersion))])
+                sleepMs(limits.conflictBackoff.delayMs(attempt: attempt, unit: Double.random(in: 0..<1)))
+            } catch {
+                throw Self.map(error)
+            }
+        }
+        logger.warn(
+            "write contention: retry budget used up",
+            [("conversation_id", .string(event.conversationId)), ("attempts", .int(Int64(limits.writeMaxAttempts)))])
+        throw .tooMuchContention(attempts: limits.writeMaxAttempts)
+    }
+
+    /// Writes a new version whose content is version `target` (history is never rewritten).
+    /// The remembered event ids stay those of the latest version, so events applied after
+    /// `target` are still recognised as duplicates if re-delivered.
+    public func rollback(_ conversationId: String, to target: Int64) throws(IngestError) -> SessionSnapshot? {
+        for attempt in 0..<limits.writeMaxAttempts {
+            let source: StoredVersion?
+            let latest: StoredVersion?
+            do {
+                source = try store.version(conversationId, target)
+                latest = try store.latest(conversationId)
+            } catch { throw Self.map(error) }
+            guard let source, let latest else { return nil }
+            guard case .success(var next) = source.snapshot else {
+                throw .invalidEvent("Version \(target) is corrupt and cannot be restored.")
+            }
+            if case .success(let current) = latest.snapshot { next.recentEventIds = current.recentEventIds }
+            let now = clockMs()
+            next.sessionVersion = latest.version + 1
+            next.updatedAt = now
+            next.expiresAt = now / 1000 + limits.sessionTTLSeconds
+            do {
+                try store.insert(next)
+                return next
+            } catch .versionConflict {
+                sleepMs(limits.conflictBackoff.delayMs(attempt: attempt, unit: Double.random(in: 0..<1)))
+            } catch {
+                throw Self.map(error)
+            }
+        }
+        throw .tooMuchContention(attempts: limits.writeMaxAttempts)
+    }
+
+    static func map(_ error: StoreError) -> IngestError {
+        switch error {
+        case .versionConflict: return .tooMuchContention(attempts: 1)
+        case .unavailable(let why), .invalidRequest(let why): return .storeUnavailable(why)
+        }
+    }
+
+    private func sleepMs(_ ms: Double) {
+        guard ms > 0 else { return }
+        usleep(UInt32(min(ms * 1000, 1_000_000)))
+    }
+}

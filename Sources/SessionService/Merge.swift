@@ -1,0 +1,120 @@
+import DialogWire
+
+/// The merge rules of SPEC "Semantics", pure: version n+1 = version n with the event applied.
+public enum SessionMerge {
+    /// How many event ids a snapshot remembers for de-duplication.
+    public static let maxRecentEventIds = 64
+
+    /// The event's delivery id, or when it has none a hash of its canonical protobuf bytes
+    /// (deterministic encoding, so the same event always hashes the same). FNV-1a 64 is
+    /// not cryptographic; it only has to tell apart the last 64 events of one conversation.
+    public static func eventId(for event: DialogEvent) -> String {
+        if !event.eventId.isEmpty { return event.eventId }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in event.serializedBytes() {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01B3
+        }
+        let hex = String(hash, radix: 16)
+        return "h:" + String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// Applies `event` to `previous` (nil: start from empty) as version `version`.
+    /// - Parameters:
+    ///   - eventId: from `eventId(for:)`, remembered for de-duplication.
+    ///   - nowMs: write time, epoch milliseconds (`updatedAt`).
+    ///   - ttlSeconds: `expiresAt` = now + ttl.
+    public static func apply(
+        _ event: DialogEvent, to previous: SessionSnapshot?, version: Int64, eventId: String, nowMs: Int64,
+        ttlSeconds: Int64
+    ) -> SessionSnapshot {
+        var next = previous ?? SessionSnapshot()
+        next.conversationId = event.conversationId
+        next.sessionVersion = version
+        // previousChannel is the channel the user came from: it changes only on a switch,
+        // so it survives further events on the new channel.
+        if let previous, !previous.channel.isEmpty, previous.channel != event.channel {
+            next.previousChannel = previous.channel
+        }
+        next.channel = event.channel
+        if !event.intent.isEmpty { next.intent = event.intent }
+        for (key, value) in event.slots { next.slots[key] = value }
+        var state = next.channels[event.channel] ?? ChannelState()
+        if !event.userId.isEmpty { state.userId = event.userId }
+        if !event.sessionId.isEmpty { state.sessionId = event.sessionId }
+        state.lastSeen = event.timestamp
+        next.channels[event.channel] = state
+        next.eventTimestamp = event.timestamp
+        next.updatedAt = nowMs
+        next.expiresAt = nowMs / 1000 + ttlSeconds
+        next.recentEventIds.append(eventId)
+        if next.recentEventIds.count > maxRecentEventIds {
+            next.recentEventIds.removeFirst(next.recentEventIds.count - maxRecentEventIds)
+        }
+        return next
+    }
+
+    /// A channel switch: a previous snapshot exists and its channel differs from the event's.
+    public static func isChannelSwitch(previous: SessionSnapshot?, event: DialogEvent) -> Bool {
+        guard let previous, !previous.channel.isEmpty else { return false }
+        return previous.channel != event.channel
+    }
+
+    /// The context pushed to Cognigy and returned by the webhook: the merged slots plus
+    /// `intent` and `sessionVersion` (these two win over slots of the same name).
+    public static func writeContext(
+        _ snapshot: SessionSnapshot, restoredFrom: String? = nil, to w: inout JSONWriter
+    ) {
+        w.beginObject()
+        for key in snapshot.slots.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) })
+        where key != "intent" && key != "sessionVersion" && !(restoredFrom != nil && key == "restoredFrom") {
+            w.key(key)
+            w.value(snapshot.slots[key]!)
+        }
+        w.key("intent")
+        snapshot.intent.isEmpty ? w.null() : w.value(snapshot.intent)
+        w.key("sessionVersion")
+        w.value(snapshot.sessionVersion)
+        if let restoredFrom {
+            w.key("restoredFrom")
+            w.value(restoredFrom)
+        }
+        w.endObject()
+    }
+}
+
+/// Capped exponential backoff with full jitter (AWS Architecture Blog, "Exponential
+/// Backoff And Jitter"): attempt n waits a uniform random time in [0, min(cap, base·2^n)].
+///
+/// | attempt | base 2 ms, cap 100 ms: upper bound |
+/// |---------|------------------------------------|
+/// | 0       | 2 ms                               |
+/// | 1       | 4 ms                               |
+/// | 3       | 16 ms                              |
+/// | 6+      | 100 ms                             |
+public struct Backoff: Sendable {
+    public var baseMs: Double
+    public var capMs: Double
+
+    public init(baseMs: Double, capMs: Double) {
+        self.baseMs = baseMs
+        self.capMs = capMs
+    }
+
+    /// The upper bound for `attempt` (0-based), before jitter.
+    public func ceilingMs(attempt: Int) -> Double {
+        let exponent = Double(min(max(attempt, 0), 62))
+        return min(capMs, baseMs * pow2(exponent))
+    }
+
+    /// A delay for `attempt`, with `unit` a random number in [0, 1).
+    public func delayMs(attempt: Int, unit: Double) -> Double {
+        ceilingMs(attempt: attempt) * min(max(unit, 0), 1)
+    }
+
+    private func pow2(_ e: Double) -> Double {
+        var r = 1.0
+        for _ in 0..<Int(e) { r *= 2 }
+        return r
+    }
+}

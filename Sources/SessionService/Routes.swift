@@ -1,0 +1,278 @@
+import DialogWire
+import HTTPServer
+import SessionStore
+
+/// The HTTP API of SPEC: routes → decoder → service. Every error a caller can cause is a
+/// JSON error with a status; nothing here traps.
+public struct Routes: Sendable {
+    let service: DialogService
+    let config: ServiceConfiguration
+    let logger: Logger
+    /// Largest `limit` the versions listing accepts.
+    public static let maxVersionsPage = 100
+    public static let defaultVersionsPage = 20
+
+    public init(service: DialogService, config: ServiceConfiguration, logger: Logger) {
+        self.service = service
+        self.config = config
+        self.logger = logger
+    }
+
+    public func router() -> Router {
+        var r = Router()
+        r.add(.GET, "/health") { _, _ in .json(.ok, Array(#"{"status":"ok"}"#.utf8)) }
+        r.add(.GET, "/ready") { _, _ in ready() }
+        r.add(.POST, "/webhook/dialog") { req, _ in webhook(req) }
+        r.add(.GET, "/sessions/:id") { req, p in admin(req) { latest(p["id"]!) } }
+        r.add(.DELETE, "/sessions/:id") { req, p in admin(req) { delete(p["id"]!) } }
+        r.add(.GET, "/sessions/:id/versions") { req, p in admin(req) { versions(p["id"]!, req) } }
+        r.add(.GET, "/sessions/:id/versions/:n") { req, p in admin(req) { version(p["id"]!, p["n"]!) } }
+        r.add(.POST, "/sessions/:id/rollback") { req, p in admin(req) { rollback(p["id"]!, req) } }
+        return r
+    }
+
+    // MARK: webhook
+
+    func webhook(_ req: HTTPRequest) -> HTTPResponse {
+        if let key = config.webhookAPIKey {
+            let given = req.headers["x-api-key"] ?? bearer(req)
+            guard let given, constantTimeEquals(given, key) else {
+                return .error(
+                    .unauthorized, code: "unauthorized", message: "A valid X-API-Key or Bearer token is required.",
+                    headers: [("WWW-Authenticate", "Bearer")])
+            }
+        }
+        let event: DialogEvent
+        do {
+            switch mediaType(req.headers["content-type"]) {
+            case "application/json":
+                event = try DialogEvent(jsonBytes: req.body, maxDepth: config.maxJSONDepth)
+            case "application/x-protobuf", "application/protobuf", "application/vnd.google.protobuf":
+                event = try DialogEvent(protobufBytes: req.body)
+            case "application/x-www-form-urlencoded":
+                event = try DialogEvent(formBytes: req.body, maxDepth: config.maxJSONDepth)
+            case let other:
+                return .error(
+                    .unsupportedMediaType, code: "unsupported_media_type",
+                    message: "Content-Type \(other.isEmpty ? "(none)" : other) is not supported; use application/json, application/x-protobuf or application/x-www-form-urlencoded.")
+            }
+        } catch {
+            return .error(.badRequest, code: "invalid_body", message: error.description)
+        }
+
+        let result: IngestResult
+        do {
+            result = try service.ingest(event)
+        } catch {
+            return ingestError(error)
+        }
+        var w = JSONWriter(capacity: 256)
+        w.beginObject()
+        w.key("status"); w.value(result.status.rawValue)
+        w.key("conversationId"); w.value(result.snapshot.conversationId)
+        w.key("sessionVersion"); w.value(result.snapshot.sessionVersion)
+        w.key("channelSwitched"); w.value(result.channelSwitched)
+        w.key("restore"); w.value(result.restore.rawValue)
+        w.key("context"); SessionMerge.writeContext(result.snapshot, to: &w)
+        w.endObject()
+        logger.debug(
+            "event applied",
+            [("conversation_id", .string(result.snapshot.conversationId)), ("status", .string(result.status.rawValue)),
+             ("version", .int(result.snapshot.sessionVersion)), ("conflicts", .int(Int64(result.conflicts)))])
+        return .json(.ok, w.bytes)
+    }
+
+    func ingestError(_ error: IngestError) -> HTTPResponse {
+        switch error {
+        case .invalidEvent(let why):
+            return .error(.badRequest, code: "invalid_event", message: why)
+        case .snapshotTooLarge(let limit):
+            return .error(
+                .payloadTooLarge, code: "snapshot_too_large",
+                message: "The conversation's merged state would exceed \(limit) bytes.")
+        case .storeUnavailable(let why):
+            logger.warn("store unavailable", [("error", .string(why))])
+            return .error(
+                .serviceUnavailable, code: "store_unavailable", message: "The session store cannot take the write now; retry.",
+                headers: [("Retry-After", "1")])
+        case .tooMuchContention:
+            return .error(
+                .serviceUnavailable, code: "write_contention",
+                message: "Too many concurrent writes to this conversation; retry.", headers: [("Retry-After", "1")])
+        }
+    }
+
+    // MARK: health
+
+    func ready() -> HTTPResponse {
+        do {
+            try service.store.checkReady()
+            return .json(.ok, Array(#"{"status":"ready","store":"\#(config.store.rawValue)"}"#.utf8))
+        } catch {
+            logger.warn("not ready", [("error", .string(error.description))])
+            return .error(.serviceUnavailable, code: "store_unavailable", message: "The session store does not answer.")
+        }
+    }
+
+    // MARK: sessions API
+
+    private func admin(_ req: HTTPRequest, _ body: () -> HTTPResponse) -> HTTPResponse {
+        if let token = config.adminToken {
+            guard let given = bearer(req), constantTimeEquals(given, token) else {
+                return .error(
+                    .unauthorized, code: "unauthorized", message: "A valid admin Bearer token is required.",
+                    headers: [("WWW-Authenticate", "Bearer")])
+            }
+        }
+        return body()
+    }
+
+    private func snapshotResponse(_ stored: StoredVersion) -> HTTPResponse {
+        switch stored.snapshot {
+        case .success(let snapshot):
+            var w = JSONWriter(capacity: 512)
+            snapshot.writeJSON(to: &w)
+            return .json(.ok, w.bytes)
+        case .failure:
+            return corrupt(stored)
+        }
+    }
+
+    private func corrupt(_ stored: StoredVersion) -> HTTPResponse {
+        logger.error(
+            "corrupt stored snapshot",
+            [("conversation_id", .string(stored.conversationId)), ("version", .int(stored.version))])
+        return .error(
+            .internalServerError, code: "corrupt_snapshot", message: "Version \(stored.version) is stored but cannot be decoded.")
+    }
+
+    private func storeError(_ error: StoreError) -> HTTPResponse {
+        logger.warn("store unavailable", [("error", .string(error.description))])
+        return .error(
+            .serviceUnavailable, code: "store_unavailable", message: "The session store does not answer; retry.",
+            headers: [("Retry-After", "1")])
+    }
+
+    private func notFound(_ id: String) -> HTTPResponse {
+        .error(.notFound, code: "session_not_found", message: "No snapshot is stored for this conversation.")
+    }
+
+    func latest(_ id: String) -> HTTPResponse {
+        do {
+            guard let stored = try service.store.latest(id) else { return notFound(id) }
+            return snapshotResponse(stored)
+        } catch { return storeError(error) }
+    }
+
+    func version(_ id: String, _ n: String) -> HTTPResponse {
+        guard let v = Int64(n), v >= 1 else {
+            return .error(.badRequest, code: "invalid_version", message: "The version must be a positive integer.")
+        }
+        do {
+            guard let stored = try service.store.version(id, v) else {
+                return .error(.notFound, code: "version_not_found", message: "Version \(v) is not stored for this conversation.")
+            }
+            return snapshotResponse(stored)
+        } catch { return storeError(error) }
+    }
+
+    func versions(_ id: String, _ req: HTTPRequest) -> HTTPResponse {
+        guard let items = req.queryItems else {
+            return .error(.badRequest, code: "invalid_query", message: "The query string has an invalid percent-escape.")
+        }
+        var limit = Self.defaultVersionsPage
+        var before: Int64?
+        for (name, value) in items {
+            switch name {
+            case "limit":
+                guard let l = Int(value), (1...Self.maxVersionsPage).contains(l) else {
+                    return .error(
+                        .badRequest, code: "invalid_query", message: "limit must be an integer from 1 to \(Self.maxVersionsPage).")
+                }
+                limit = l
+            case "before":
+                guard let b = Int64(value), b >= 1 else {
+                    return .error(.badRequest, code: "invalid_query", message: "before must be a positive integer.")
+                }
+                before = b
+            default:
+                continue
+            }
+        }
+        do {
+            let found = try service.store.versions(id, limit: limit, before: before)
+            if found.isEmpty, before == nil { return notFound(id) }
+            var w = JSONWriter(capacity: 1024)
+            w.beginObject()
+            w.key("conversationId"); w.value(id)
+            w.key("versions")
+            w.beginArray()
+            for stored in found {
+                guard case .success(let snapshot) = stored.snapshot else { return corrupt(stored) }
+                snapshot.writeJSON(to: &w)
+            }
+            w.endArray()
+            // The cursor for the next (older) page, null when this page reached version 1.
+            w.key("nextBefore")
+            if found.count == limit, let last = found.last, last.version > 1 { w.value(last.version) } else { w.null() }
+            w.endObject()
+            return .json(.ok, w.bytes)
+        } catch { return storeError(error) }
+    }
+
+    func delete(_ id: String) -> HTTPResponse {
+        do {
+            let count = try service.store.deleteConversation(id)
+            logger.info("conversation deleted", [("conversation_id", .string(id)), ("versions", .int(Int64(count)))])
+            return HTTPResponse(status: .noContent)
+        } catch { return storeError(error) }
+    }
+
+    func rollback(_ id: String, _ req: HTTPRequest) -> HTTPResponse {
+        guard mediaType(req.headers["content-type"]) == "application/json" else {
+            return .error(.unsupportedMediaType, code: "unsupported_media_type", message: "Send {\"toVersion\":n} as application/json.")
+        }
+        let json: JSONValue
+        do { json = try JSONParser.parse(req.body, maxDepth: config.maxJSONDepth) } catch {
+            return .error(.badRequest, code: "invalid_body", message: "Body is not valid JSON: \(error).")
+        }
+        guard case .number(let text)? = json["toVersion"], let target = Int64(text), target >= 1 else {
+            return .error(.badRequest, code: "invalid_body", message: "Field 'toVersion' must be a positive integer.")
+        }
+        do {
+            guard let snapshot = try service.rollback(id, to: target) else {
+                return .error(.notFound, code: "version_not_found", message: "Version \(target) is not stored for this conversation.")
+            }
+            var w = JSONWriter(capacity: 512)
+            snapshot.writeJSON(to: &w)
+            return .json(.ok, w.bytes)
+        } catch {
+            return ingestError(error)
+        }
+    }
+}
+
+/// `Authorization: Bearer <token>` (scheme case-insensitive, RFC 9110 §11.1).
+func bearer(_ req: HTTPRequest) -> String? {
+    guard let value = req.headers["authorization"], value.count > 7, value.prefix(7).lowercased() == "bearer " else {
+        return nil
+    }
+    return String(value.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+}
+
+/// The media type without parameters, lowercased ("" when absent).
+func mediaType(_ header: String?) -> String {
+    guard let header else { return "" }
+    let type = header.split(separator: ";", maxSplits: 1).first.map(String.init) ?? ""
+    return type.trimmingCharacters(in: .whitespaces).lowercased()
+}
+
+/// Compares secrets in time that depends only on their lengths, not on where they differ.
+func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+    let x = Array(a.utf8), y = Array(b.utf8)
+    var diff = UInt8(x.count == y.count ? 0 : 1)
+    for i in 0..<max(x.count, y.count) {
+        diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
+    }
+    return diff == 0
+}

@@ -1,0 +1,89 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import HTTPServer
+import SessionStore
+import Synchronization
+
+/// Wires configuration → store → service → routes → server, plus the TTL sweeper.
+public final class ServiceApp: Sendable {
+    public let configuration: ServiceConfiguration
+    public let server: HTTPServer
+    public let service: DialogService
+    public let logger: Logger
+    private let sweeperStop = Atomic<Bool>(false)
+
+    public init(configuration: ServiceConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        let store: any SessionStore
+        switch configuration.store {
+        case .sqlite:
+            store = try SQLiteStore(
+                configuration: .init(
+                    path: configuration.sqlitePath, busyTimeoutMs: configuration.sqliteBusyTimeoutMs,
+                    synchronous: configuration.sqliteSynchronous))
+        case .dynamodb:
+            throw ConfigError(variable: "SESSION_STORE", message: "dynamodb is not available in this build yet; use sqlite")
+        }
+        var limits = DialogService.Limits()
+        limits.maxIdBytes = configuration.maxIdBytes
+        limits.maxSnapshotBytes = configuration.maxSnapshotBytes
+        limits.writeMaxAttempts = configuration.writeMaxAttempts
+        limits.sessionTTLSeconds = configuration.sessionTTLSeconds
+        service = DialogService(store: store, limits: limits, logger: logger)
+        let routes = Routes(service: service, config: configuration, logger: logger)
+        server = try HTTPServer(configuration: configuration.http, handler: routes.router())
+    }
+
+    public func start() throws {
+        try server.start()
+        startSweeper()
+        logger.info(
+            "listening",
+            [("host", .string(configuration.http.host)), ("port", .int(Int64(server.port))),
+             ("store", .string(configuration.store.rawValue))])
+    }
+
+    /// Drains the server; returns whether every connection finished in time.
+    public func stop() -> Bool {
+        sweeperStop.store(true, ordering: .relaxed)
+        return server.shutdown()
+    }
+
+    /// Deletes expired SQLite rows every SWEEP_INTERVAL_SECONDS (DynamoDB does this itself
+    /// through the table's TTL on ExpiresAt).
+    private func startSweeper() {
+        let store = service.store
+        let interval = configuration.sweepIntervalSeconds
+        let logger = self.logger
+        Thread.detach { [self] in
+            var slept = 0
+            while !sweeperStop.load(ordering: .relaxed) {
+                usleep(200_000)
+                slept += 200
+                guard slept >= interval * 1000 else { continue }
+                slept = 0
+                do {
+                    let deleted = try store.sweepExpired(now: DialogService.wallClockMs() / 1000)
+                    if deleted > 0 { logger.info("expired versions swept", [("deleted", .int(Int64(deleted)))]) }
+                } catch {
+                    logger.warn("sweep failed", [("error", .string("\(error)"))])
+                }
+            }
+        }
+    }
+}
+
+enum Thread {
+    static func detach(_ body: @escaping @Sendable () -> Void) {
+        final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
+        var tid = pthread_t()
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        if pthread_create(&tid, nil, { Unmanaged<Box>.fromOpaque($0!).takeRetainedValue().body(); return nil }, box) == 0 {
+            pthread_detach(tid)
+        } else {
+            Unmanaged<Box>.fromOpaque(box).release()
+        }
+    }
+}

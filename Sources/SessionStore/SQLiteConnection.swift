@@ -1,0 +1,122 @@
+import CSQLite
+
+/// One SQLite connection with its prepared statements. Not thread-safe by itself: the
+/// store only touches it inside a Mutex, which is why it is opened SQLITE_OPEN_NOMUTEX.
+///
+/// `@unchecked Sendable` because the compiler cannot see that guarantee through the
+/// closures `SQLiteStore.read`/`write` pass it to: every use is inside `Mutex.withLock`,
+/// no reference escapes the lock, and `deinit` runs only when the store is gone.
+final class SQLiteConnection: @unchecked Sendable {
+    let db: OpaquePointer
+    private var statements: [String: OpaquePointer] = [:]
+
+    struct Failure: Error {
+        let code: Int32
+        let extended: Int32
+        let message: String
+    }
+
+    init(path: String, busyTimeoutMs: Int, synchronous: String) throws(StoreError) {
+        var handle: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &handle, flags, nil)
+        guard rc == SQLITE_OK, let handle else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            if let handle { sqlite3_close_v2(handle) }
+            throw .unavailable("cannot open \(path): \(message)")
+        }
+        db = handle
+        sqlite3_extended_result_codes(db, 1)
+        // busy_timeout first: the pragmas below may wait for another process's lock.
+        sqlite3_busy_timeout(db, Int32(clamping: busyTimeoutMs))
+        do {
+            try exec("PRAGMA journal_mode=WAL")
+            try exec("PRAGMA synchronous=\(synchronous)")
+        } catch {
+            throw .unavailable("cannot configure \(path): \(error.message)")
+        }
+    }
+
+    deinit {
+        for (_, stmt) in statements { sqlite3_finalize(stmt) }
+        sqlite3_close_v2(db)
+    }
+
+    func exec(_ sql: String) throws(Failure) {
+        var errmsg: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(db, sql, nil, nil, &errmsg)
+        if rc != SQLITE_OK {
+            let message = errmsg.map { String(cString: $0) } ?? String(cString: sqlite3_errstr(rc))
+            sqlite3_free(errmsg)
+            throw Failure(code: rc & 0xFF, extended: rc, message: message)
+        }
+    }
+
+    /// A cached prepared statement, reset and with bindings cleared.
+    func statement(_ sql: String) throws(Failure) -> OpaquePointer {
+        if let stmt = statements[sql] { return stmt }
+        var stmt: OpaquePointer?
+        let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
+        guard rc == SQLITE_OK, let stmt else { throw failure(rc) }
+        statements[sql] = stmt
+        return stmt
+    }
+
+    func failure(_ rc: Int32) -> Failure {
+        Failure(code: rc & 0xFF, extended: sqlite3_extended_errcode(db), message: String(cString: sqlite3_errmsg(db)))
+    }
+
+    /// Runs `sql` with `bind`, calls `row` for each result row, and resets the statement.
+    func query(
+        _ sql: String, bind: (Binder) -> Void, row: (Row) -> Void = { _ in }
+    ) throws(Failure) {
+        let stmt = try statement(sql)
+        defer {
+            sqlite3_reset(stmt)
+            sqlite3_clear_bindings(stmt)
+        }
+        bind(Binder(stmt: stmt))
+        while true {
+            let rc = sqlite3_step(stmt)
+            if rc == SQLITE_ROW {
+                row(Row(stmt: stmt))
+            } else if rc == SQLITE_DONE {
+                return
+            } else {
+                throw failure(rc)
+            }
+        }
+    }
+
+    var changes: Int { Int(sqlite3_changes(db)) }
+}
+
+struct Binder {
+    let stmt: OpaquePointer
+    func text(_ index: Int32, _ value: String) {
+        var value = value
+        value.withUTF8 { buf in
+            _ = buf.withMemoryRebound(to: CChar.self) {
+                csqlite_bind_text_transient(stmt, index, $0.baseAddress, Int32($0.count))
+            }
+        }
+    }
+    func int(_ index: Int32, _ value: Int64) { sqlite3_bind_int64(stmt, index, value) }
+    func blob(_ index: Int32, _ value: [UInt8]) {
+        value.withUnsafeBytes { _ = csqlite_bind_blob_transient(stmt, index, $0.baseAddress, Int32($0.count)) }
+    }
+}
+
+struct Row {
+    let stmt: OpaquePointer
+    func int(_ column: Int32) -> Int64 { sqlite3_column_int64(stmt, column) }
+    func text(_ column: Int32) -> String {
+        guard let p = sqlite3_column_text(stmt, column) else { return "" }
+        return String(cString: p)
+    }
+    func blob(_ column: Int32) -> [UInt8] {
+        let count = Int(sqlite3_column_bytes(stmt, column))
+        guard count > 0, let p = sqlite3_column_blob(stmt, column) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: p, count: count))
+    }
+}

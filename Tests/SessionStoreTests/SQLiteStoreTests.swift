@@ -1,0 +1,201 @@
+import CSQLite
+import DialogWire
+import Foundation
+import XCTest
+@testable import SessionStore
+
+/// The store contract, run against the SQLite store. Other stores subclass this and
+/// override `makeStore()` so one suite covers every store.
+class SessionStoreContractTests: XCTestCase {
+    var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// A fresh, empty store. Subclasses return their own kind.
+    func makeStore() throws -> any SessionStore {
+        try SQLiteStore(configuration: .init(path: directory.appendingPathComponent("s.sqlite").path))
+    }
+
+    static func snapshot(_ id: String, _ version: Int64, slots: [String: String] = [:], expiresAt: Int64 = 4_000_000_000)
+        -> SessionSnapshot
+    {
+        var s = SessionSnapshot()
+        s.conversationId = id
+        s.sessionVersion = version
+        s.channel = "web-chat"
+        s.intent = "book_flight"
+        s.slots = slots
+        s.eventTimestamp = 1_718_409_600
+        s.updatedAt = 1_718_409_600_000
+        s.expiresAt = expiresAt
+        s.recentEventIds = ["e\(version)"]
+        return s
+    }
+
+    func testInsertThenReadLatestAndVersion() throws {
+        let store = try makeStore()
+        XCTAssertNil(try store.latest("c1"))
+        try store.insert(Self.snapshot("c1", 1, slots: ["origin": "JFK"]))
+        try store.insert(Self.snapshot("c1", 2, slots: ["origin": "JFK", "destination": "LHR"]))
+        try store.insert(Self.snapshot("other", 1))
+        let latest = try XCTUnwrap(store.latest("c1"))
+        XCTAssertEqual(latest.version, 2)
+        XCTAssertEqual(try latest.snapshot.get(), Self.snapshot("c1", 2, slots: ["origin": "JFK", "destination": "LHR"]))
+        XCTAssertEqual(try store.version("c1", 1)?.snapshot.get().slots, ["origin": "JFK"])
+        XCTAssertNil(try store.version("c1", 3))
+    }
+
+    func testInsertExistingVersion_isAConflict() throws {
+        let store = try makeStore()
+        try store.insert(Self.snapshot("c1", 1))
+        XCTAssertThrowsError(try store.insert(Self.snapshot("c1", 1, slots: ["x": "y"]))) {
+            XCTAssertEqual($0 as? StoreError, .versionConflict(conversationId: "c1", version: 1))
+        }
+        XCTAssertEqual(try store.version("c1", 1)?.snapshot.get().slots, [:], "the first write stands")
+    }
+
+    func testVersionsPaging_newestFirst() throws {
+        let store = try makeStore()
+        for v in 1...7 { try store.insert(Self.snapshot("c", Int64(v))) }
+        XCTAssertEqual(try store.versions("c", limit: 3, before: nil).map(\.version), [7, 6, 5])
+        XCTAssertEqual(try store.versions("c", limit: 3, before: 5).map(\.version), [4, 3, 2])
+        XCTAssertEqual(try store.versions("c", limit: 3, before: 2).map(\.version), [1])
+        XCTAssertEqual(try store.versions("c", limit: 100, before: nil).count, 7)
+        XCTAssertEqual(try store.versions("none", limit: 3, before: nil).count, 0)
+    }
+
+    func testDeleteConversation_erasesEveryVersionOnlyOfIt() throws {
+        let store = try makeStore()
+        for v in 1...3 { try store.insert(Self.snapshot("c", Int64(v))) }
+        try store.insert(Self.snapshot("keep", 1))
+        XCTAssertEqual(try store.deleteConversation("c"), 3)
+        XCTAssertNil(try store.latest("c"))
+        XCTAssertNotNil(try store.latest("keep"))
+        XCTAssertEqual(try store.deleteConversation("c"), 0)
+    }
+
+    func testConcurrentWritersOnOneConversation_contiguousAndNothingLost() throws {
+        // Two store instances (two connections each) on one file, 4 threads each, the
+        // optimistic loop the pipeline uses: read latest, write latest+1, retry on conflict.
+        let a = try makeStore()
+        let b = try makeStore()
+        let perThread = 40
+        let conflicts = ManagedCounter()
+        DispatchQueue.concurrentPerform(iterations: 8) { worker in
+            let store = worker % 2 == 0 ? a : b
+            for i in 0..<perThread {
+                while true {
+                    do {
+                        let latest = try store.latest("hot")
+                        var next = Self.snapshot("hot", (latest?.version ?? 0) + 1)
+                        next.slots = (try latest?.snapshot.get().slots) ?? [:]
+                        next.slots["w\(worker)-\(i)"] = "1"
+                        try store.insert(next)
+                        break
+                    } catch StoreError.versionConflict {
+                        conflicts.increment()
+                    } catch {
+                        XCTFail("\(error)")
+                        return
+                    }
+                }
+            }
+        }
+        let all = try a.versions("hot", limit: 1000, before: nil)
+        XCTAssertEqual(all.map(\.version), Array((1...Int64(8 * perThread)).reversed()), "versions 1...N, no gap")
+        XCTAssertEqual(try all.first!.snapshot.get().slots.count, 8 * perThread, "no update lost")
+        print("concurrent writers: \(8 * perThread) versions, \(conflicts.value) conflicts retried")
+    }
+
+    func testSweepExpired() throws {
+        let store = try makeStore()
+        try store.insert(Self.snapshot("c", 1, expiresAt: 100))
+        try store.insert(Self.snapshot("c", 2, expiresAt: 200))
+        try store.insert(Self.snapshot("d", 1, expiresAt: 150))
+        XCTAssertEqual(try store.sweepExpired(now: 150), 2)
+        XCTAssertEqual(try store.versions("c", limit: 10, before: nil).map(\.version), [2])
+        XCTAssertNil(try store.latest("d"))
+    }
+
+    func testReady() throws {
+        XCTAssertNoThrow(try makeStore().checkReady())
+    }
+}
+
+final class SQLiteStoreTests: SessionStoreContractTests {
+    private var path: String { directory.appendingPathComponent("s.sqlite").path }
+
+    func testSurvivesReopen() throws {
+        do {
+            let store = try SQLiteStore(configuration: .init(path: path))
+            try store.insert(Self.snapshot("c", 1, slots: ["k": "v"]))
+        }
+        let reopened = try SQLiteStore(configuration: .init(path: path))
+        XCTAssertEqual(try reopened.latest("c")?.snapshot.get().slots, ["k": "v"])
+    }
+
+    func testCreatesParentFolderAndUsesWAL() throws {
+        let nested = directory.appendingPathComponent("a/b/c.sqlite").path
+        _ = try SQLiteStore(configuration: .init(path: nested))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: nested))
+        XCTAssertEqual(try rawQuery(nested, "PRAGMA journal_mode"), "wal")
+    }
+
+    func testCorruptSnapshotIsReportedNotThrown() throws {
+        let store = try SQLiteStore(configuration: .init(path: path))
+        try store.insert(Self.snapshot("c", 1))
+        _ = try rawQuery(path, "UPDATE snapshots SET snapshot = x'0F' WHERE conversation_id = 'c'")
+        let latest = try XCTUnwrap(store.latest("c"))
+        XCTAssertEqual(latest.version, 1)
+        guard case .failure(let error) = latest.snapshot else { return XCTFail("expected a decode failure") }
+        XCTAssertEqual(error, .invalidWireType(7))
+    }
+
+    func testColumnsHoldTheSnapshotContent() throws {
+        let store = try SQLiteStore(configuration: .init(path: path))
+        try store.insert(Self.snapshot("c", 1, slots: ["b": "2", "a": "1"]))
+        XCTAssertEqual(
+            try rawQuery(path, "SELECT channel || '|' || intent || '|' || slots || '|' || ts || '|' || expires_at FROM snapshots"),
+            #"web-chat|book_flight|{"a":"1","b":"2"}|1718409600|4000000000"#)
+    }
+
+    func testLockedDatabase_isUnavailableAfterBusyTimeout() throws {
+        let store = try SQLiteStore(configuration: .init(path: path, busyTimeoutMs: 50))
+        var db: OpaquePointer?
+        XCTAssertEqual(sqlite3_open(path, &db), SQLITE_OK)
+        defer { sqlite3_close(db) }
+        XCTAssertEqual(sqlite3_exec(db, "BEGIN EXCLUSIVE", nil, nil, nil), SQLITE_OK)
+        let started = Date()
+        XCTAssertThrowsError(try store.insert(Self.snapshot("c", 1))) {
+            guard case .unavailable? = $0 as? StoreError else { return XCTFail("\($0)") }
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 2)
+        sqlite3_exec(db, "ROLLBACK", nil, nil, nil)
+        XCTAssertNoThrow(try store.insert(Self.snapshot("c", 1)), "writes succeed once the lock is gone")
+    }
+
+    private func rawQuery(_ path: String, _ sql: String) throws -> String {
+        var db: OpaquePointer?
+        guard sqlite3_open(path, &db) == SQLITE_OK else { throw NSError(domain: "sqlite", code: 1) }
+        defer { sqlite3_close(db) }
+        var stmt: OpaquePointer?
+        guard sqlite3_prepare_v2(db, sql, -1, &stmt, nil) == SQLITE_OK else { throw NSError(domain: "sqlite", code: 2) }
+        defer { sqlite3_finalize(stmt) }
+        guard sqlite3_step(stmt) == SQLITE_ROW, let text = sqlite3_column_text(stmt, 0) else { return "" }
+        return String(cString: text)
+    }
+}
+
+final class ManagedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+}
