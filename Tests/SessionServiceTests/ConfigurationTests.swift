@@ -1,0 +1,89 @@
+import Foundation
+import XCTest
+@testable import SessionService
+
+final class ConfigurationTests: XCTestCase {
+    private func load(_ env: [String: String], file: String? = nil) throws -> ServiceConfiguration {
+        try ServiceConfiguration.load(environment: env, configFile: file)
+    }
+
+    private func assertError(_ env: [String: String], variable: String, file: String? = nil, line: UInt = #line) {
+        XCTAssertThrowsError(try load(env, file: file), line: line) { error in
+            let e = error as? ConfigError
+            XCTAssertEqual(e?.variable, variable, line: line)
+            XCTAssertFalse(e?.description.contains("\n") ?? true, "one line", line: line)
+        }
+    }
+
+    private func tempFile(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-\(UUID().uuidString).json").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func testDefaults() throws {
+        let c = try load(["CONFIG_FILE": try tempFile("{}")])
+        XCTAssertEqual(c.http.host, "0.0.0.0")
+        XCTAssertEqual(c.http.port, 8080)
+        XCTAssertEqual(c.store, .sqlite)
+        XCTAssertEqual(c.sqlitePath, "./data/sessions.sqlite")
+        XCTAssertEqual(c.sessionTTLSeconds, 604_800)
+        XCTAssertEqual(c.http.maxBodyBytes, 1_048_576)
+        XCTAssertEqual(c.restoreInlineTimeoutMs, 3000)
+        XCTAssertEqual(c.awsRegion, "us-east-1")
+        XCTAssertEqual(c.logLevel, .info)
+        XCTAssertNil(c.webhookAPIKey)
+    }
+
+    func testPrecedence_defaultsThenFileThenEnvironment() throws {
+        let file = try tempFile(#"{"PORT": 9000, "LOG_LEVEL": "debug", "DYNAMODB_CREATE_TABLE": true}"#)
+        let fromFile = try load([:], file: file)
+        XCTAssertEqual(fromFile.http.port, 9000)
+        XCTAssertEqual(fromFile.logLevel, .debug)
+        XCTAssertTrue(fromFile.dynamoCreateTable)
+        let fromEnv = try load(["PORT": "9100", "AWS_DEFAULT_REGION": "eu-west-1"], file: file)
+        XCTAssertEqual(fromEnv.http.port, 9100)
+        XCTAssertEqual(fromEnv.awsRegion, "eu-west-1")
+        XCTAssertEqual(try load(["AWS_REGION": "eu-central-1", "AWS_DEFAULT_REGION": "x"], file: file).awsRegion, "eu-central-1")
+    }
+
+    func testEndpointsLoseTrailingSlash() throws {
+        let c = try load(["CONFIG_FILE": try tempFile("{}"), "AWS_ENDPOINT_URL": "http://localhost:8000/"])
+        XCTAssertEqual(c.dynamoEndpoint, "http://localhost:8000")
+        let d = try load(["CONFIG_FILE": try tempFile("{}"), "AWS_ENDPOINT_URL": "http://a:1", "AWS_ENDPOINT_URL_DYNAMODB": "https://b"])
+        XCTAssertEqual(d.dynamoEndpoint, "https://b")
+    }
+
+    func testBadValues_oneLineNamingTheVariable() throws {
+        let empty = try tempFile("{}")
+        assertError(["CONFIG_FILE": empty, "PORT": "http"], variable: "PORT")
+        assertError(["CONFIG_FILE": empty, "PORT": "70000"], variable: "PORT")
+        assertError(["CONFIG_FILE": empty, "SESSION_STORE": "redis"], variable: "SESSION_STORE")
+        assertError(["CONFIG_FILE": empty, "MAX_BODY_BYTES": "-1"], variable: "MAX_BODY_BYTES")
+        assertError(["CONFIG_FILE": empty, "LOG_LEVEL": "loud"], variable: "LOG_LEVEL")
+        assertError(["CONFIG_FILE": empty, "COGNIGY_API_BASE_URL": "api.cognigy.ai"], variable: "COGNIGY_API_BASE_URL")
+        assertError(["CONFIG_FILE": empty, "DYNAMODB_CREATE_TABLE": "maybe"], variable: "DYNAMODB_CREATE_TABLE")
+        assertError(["CONFIG_FILE": empty, "COGNIGY_CLIENT_ID": "id"], variable: "COGNIGY_CLIENT_ID")
+        assertError(["CONFIG_FILE": empty, "AWS_ACCESS_KEY_ID": "id"], variable: "AWS_ACCESS_KEY_ID")
+        assertError(["CONFIG_FILE": empty, "MAX_REQUEST_LINE_BYTES": "5000", "MAX_HEADER_BYTES": "4096"], variable: "MAX_REQUEST_LINE_BYTES")
+        assertError([:], variable: "PROT", file: try tempFile(#"{"PROT": 1}"#))
+        assertError([:], variable: "CONFIG_FILE", file: try tempFile("{nope"))
+        assertError([:], variable: "CONFIG_FILE", file: "/nonexistent/config.json")
+    }
+
+    func testDescribeMasksSecrets() throws {
+        let c = try load(["CONFIG_FILE": try tempFile("{}"), "ADMIN_TOKEN": "s3cret", "WEBHOOK_API_KEY": "k3y"])
+        let text = c.describe()
+        XCTAssertTrue(text.contains("ADMIN_TOKEN=****"))
+        XCTAssertFalse(text.contains("s3cret"))
+        XCTAssertFalse(text.contains("k3y"))
+        XCTAssertTrue(text.contains("PORT=8080"))
+    }
+
+    func testCommittedDefaultFileIsValid() throws {
+        // Tests run from the package root.
+        let path = "config/default.json"
+        guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("not run from the package root") }
+        XCTAssertNoThrow(try load([:], file: path))
+    }
+}

@@ -1,0 +1,327 @@
+import CSQLite
+import DialogWire
+import Foundation
+import SessionStore
+import Synchronization
+import TestSupport
+import XCTest
+@testable import SessionService
+
+/// The service as a user meets it: the real app on port 0, a temp SQLite file, raw HTTP.
+final class WebhookTests: XCTestCase {
+    var directory: URL!
+    var app: ServiceApp!
+    var port: Int { app.server.port }
+    let logs = LogCapture()
+
+    func start(_ env: [String: String] = [:]) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("svc-\(UUID().uuidString)")
+        var environment = env
+        environment["HOST"] = "127.0.0.1"
+        environment["PORT"] = "0"
+        environment["SQLITE_PATH"] = environment["SQLITE_PATH"] ?? directory.appendingPathComponent("sessions.sqlite").path
+        let empty = directory.appendingPathComponent("config.json")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try "{}".write(to: empty, atomically: true, encoding: .utf8)
+        let config = try ServiceConfiguration.load(environment: environment, configFile: empty.path)
+        let logs = self.logs
+        let logger = Logger(level: .debug) { bytes in logs.append(bytes) }
+        app = try ServiceApp(configuration: config, logger: logger)
+        try app.start()
+    }
+
+    override func tearDownWithError() throws {
+        _ = app?.stop()
+        if let directory { try? FileManager.default.removeItem(at: directory) }
+    }
+
+    @discardableResult
+    func post(_ body: String, type: String = "application/json", headers: [(String, String)] = []) throws -> RawHTTPClient.Response {
+        try post(Array(body.utf8), type: type, headers: headers)
+    }
+
+    func post(_ body: [UInt8], type: String, headers: [(String, String)] = []) throws -> RawHTTPClient.Response {
+        try RawHTTPClient.request(
+            port: port, method: "POST", path: "/webhook/dialog", headers: [("Content-Type", type)] + headers, body: body)
+    }
+
+    func get(_ path: String, headers: [(String, String)] = []) throws -> RawHTTPClient.Response {
+        try RawHTTPClient.request(port: port, path: path, headers: headers)
+    }
+
+    func json(_ r: RawHTTPClient.Response) throws -> JSONValue { try JSONParser.parse(r.body) }
+
+    /// For use from concurrent closures (no `self`).
+    static func postJSON(port: Int, _ body: String) throws -> RawHTTPClient.Response {
+        try RawHTTPClient.request(
+            port: port, method: "POST", path: "/webhook/dialog", headers: [("Content-Type", "application/json")],
+            body: Array(body.utf8))
+    }
+
+    static let example = """
+        {"conversationId":"conv-88a2c1f9","channel":"web-chat","intent":"book_flight",
+         "slots":{"origin":"JFK","destination":"LHR","date":"2024-06-15"},"timestamp":1718409600}
+        """
+
+    func testExampleEvent_asIs() throws {
+        try start()
+        let r = try post(Self.example)
+        XCTAssertEqual(r.status, 200, r.text)
+        XCTAssertEqual(
+            r.text,
+            #"{"status":"processed","conversationId":"conv-88a2c1f9","sessionVersion":1,"channelSwitched":false,"restore":"none","context":{"date":"2024-06-15","destination":"LHR","origin":"JFK","intent":"book_flight","sessionVersion":1}}"#
+        )
+        let stored = try json(get("/sessions/conv-88a2c1f9"))
+        XCTAssertEqual(stored["sessionVersion"], .number("1"))
+        XCTAssertEqual(stored["eventTimestamp"], .number("1718409600"))
+        XCTAssertEqual(stored["slots"]?["destination"], .string("LHR"))
+    }
+
+    func testChannelSwitch_versionsAndMerge_acrossAllThreeBodyFormats() throws {
+        try start()
+        XCTAssertEqual(try post(Self.example).status, 200)
+        let form = "conversationId=conv-88a2c1f9&channel=whatsapp&slots=%7B%22seat%22%3A%2212A%22%7D&timestamp=2024-06-15T01%3A00%3A00Z"
+        let second = try json(post(form, type: "application/x-www-form-urlencoded"))
+        XCTAssertEqual(second["sessionVersion"], .number("2"))
+        XCTAssertEqual(second["channelSwitched"], .bool(true))
+        XCTAssertEqual(second["restore"], .string("skipped"), "Cognigy is not configured")
+        XCTAssertEqual(second["context"]?["origin"], .string("JFK"), "what was said on web chat is known on WhatsApp")
+        let proto = DialogEvent(conversationId: "conv-88a2c1f9", channel: "voice", intent: "confirm", slots: ["pax": "2"], eventId: "in-3")
+        let third = try post(proto.serializedBytes(), type: "application/x-protobuf")
+        XCTAssertEqual(third.status, 200, third.text)
+        let latest = try json(get("/sessions/conv-88a2c1f9"))
+        XCTAssertEqual(latest["sessionVersion"], .number("3"))
+        XCTAssertEqual(latest["channel"], .string("voice"))
+        XCTAssertEqual(latest["previousChannel"], .string("whatsapp"))
+        XCTAssertEqual(latest["intent"], .string("confirm"))
+        guard case .object(let slots)? = latest["slots"] else { return XCTFail() }
+        XCTAssertEqual(slots.map(\.key), ["date", "destination", "origin", "pax", "seat"])
+        guard case .object(let channels)? = latest["channels"] else { return XCTFail() }
+        XCTAssertEqual(channels.map(\.key), ["voice", "web-chat", "whatsapp"])
+    }
+
+    func testDuplicateEventId_answeredDuplicate_nothingWritten() throws {
+        try start()
+        let body = #"{"conversationId":"c","channel":"web","eventId":"input-1","slots":{"a":"1"}}"#
+        XCTAssertEqual(try json(post(body))["status"], .string("processed"))
+        let again = try json(post(body))
+        XCTAssertEqual(again["status"], .string("duplicate"))
+        XCTAssertEqual(again["sessionVersion"], .number("1"))
+        XCTAssertEqual(try json(get("/sessions/c/versions"))["versions"].map { v -> Int in
+            if case .array(let a) = v { return a.count } else { return -1 }
+        }, 1)
+    }
+
+    func testDuplicateWithoutEventId_sameBytesDeduplicated() throws {
+        try start()
+        let body = #"{"conversationId":"c","channel":"web","slots":{"a":"1"},"timestamp":5}"#
+        XCTAssertEqual(try json(post(body))["status"], .string("processed"))
+        XCTAssertEqual(try json(post(body))["status"], .string("duplicate"))
+        XCTAssertEqual(try json(post(body.replacingOccurrences(of: ":5", with: ":6")))["status"], .string("processed"))
+    }
+
+    func testConcurrentDuplicates_exactlyOneVersion() throws {
+        try start()
+        let body = #"{"conversationId":"dup","channel":"web","eventId":"same"}"#
+        let statuses = Mutex<[String]>([])
+        let port = self.port
+        DispatchQueue.concurrentPerform(iterations: 16) { _ in
+            if let r = try? Self.postJSON(port: port, body), case .string(let s)? = try? JSONParser.parse(r.body)["status"] {
+                statuses.withLock { $0.append(s) }
+            }
+        }
+        let all = statuses.withLock { $0 }
+        XCTAssertEqual(all.count, 16)
+        XCTAssertEqual(all.filter { $0 == "processed" }.count, 1)
+        XCTAssertEqual(try app.service.store.latest("dup")?.version, 1)
+    }
+
+    func testConcurrentEvents_contiguousVersionsNoSlotLost() throws {
+        try start()
+        let codes = Mutex<[Int]>([])
+        let port = self.port
+        DispatchQueue.concurrentPerform(iterations: 8) { worker in
+            for i in 0..<15 {
+                let r = try? Self.postJSON(port: port, #"{"conversationId":"hot","channel":"ch\#(worker % 3)","eventId":"w\#(worker)-\#(i)","slots":{"k\#(worker)_\#(i)":"v"}}"#)
+                codes.withLock { $0.append(r?.status ?? -1) }
+            }
+        }
+        XCTAssertEqual(codes.withLock { $0 }.filter { $0 == 200 }.count, 120)
+        let versions = try app.service.store.versions("hot", limit: 1000, before: nil)
+        XCTAssertEqual(versions.map(\.version), Array((1...120).reversed()))
+        XCTAssertEqual(try versions[0].snapshot.get().slots.count, 120)
+    }
+
+    func testBadPayloads_400WithJSONError() throws {
+        try start()
+        for (body, code) in [
+            ("{", "invalid_body"), (#"{"channel":"x"}"#, "invalid_event"), (#"{"conversationId":"c"}"#, "invalid_event"),
+            (#"{"conversationId":"","channel":"x"}"#, "invalid_event"), (#"{"conversationId":1,"channel":"x"}"#, "invalid_body"),
+            (#"{"conversationId":"c","channel":"x","timestamp":"yesterday"}"#, "invalid_body"),
+            (#"{"conversationId":"c","channel":"x","slots":"no"}"#, "invalid_body"),
+            ("[]", "invalid_body"), (String(repeating: "[", count: 40) + String(repeating: "]", count: 40), "invalid_body"),
+            (#"{"conversationId":"\#(String(repeating: "x", count: 600))","channel":"x"}"#, "invalid_event"),
+        ] {
+            let r = try post(body)
+            XCTAssertEqual(r.status, 400, body)
+            XCTAssertEqual(try json(r)["error"]?["code"], .string(code), body)
+            guard case .string(let message)? = try json(r)["error"]?["message"] else { return XCTFail() }
+            XCTAssertFalse(message.isEmpty)
+        }
+        XCTAssertEqual(try post([0x0F], type: "application/x-protobuf").status, 400)
+        XCTAssertEqual(try post([0x12, 0x02, 0xC3, 0x28], type: "application/x-protobuf").status, 400, "bad UTF-8")
+    }
+
+    func testStatusCodes_415_405_404_413() throws {
+        try start(["MAX_BODY_BYTES": "2048"])
+        XCTAssertEqual(try post("x", type: "text/plain").status, 415)
+        XCTAssertEqual(try post("x", type: "").status, 415)
+        XCTAssertEqual(try get("/webhook/dialog").status, 405)
+        XCTAssertEqual(try get("/nothing").status, 404)
+        let big = #"{"conversationId":"c","channel":"x","slots":{"a":"\#(String(repeating: "x", count: 3000))"}}"#
+        let r = try post(big)
+        XCTAssertEqual(r.status, 413)
+        XCTAssertEqual(try json(r)["error"]?["code"], .string("body_too_large"))
+        XCTAssertEqual(try post(#"{"conversationId":"c","channel":"x"}"#, type: "application/json; charset=utf-8").status, 200)
+    }
+
+    func testSnapshotSizeLimit_413() throws {
+        try start(["MAX_SNAPSHOT_BYTES": "2048"])
+        let slot = String(repeating: "x", count: 900)
+        XCTAssertEqual(try post(#"{"conversationId":"c","channel":"x","slots":{"a":"\#(slot)"}}"#).status, 200)
+        let r = try post(#"{"conversationId":"c","channel":"x","slots":{"b":"\#(slot)","c":"\#(slot)"}}"#)
+        XCTAssertEqual(r.status, 413)
+        XCTAssertEqual(try json(r)["error"]?["code"], .string("snapshot_too_large"))
+        XCTAssertEqual(try app.service.store.latest("c")?.version, 1, "nothing half-written")
+    }
+
+    func testWebhookAPIKey() throws {
+        try start(["WEBHOOK_API_KEY": "k-123"])
+        let body = #"{"conversationId":"c","channel":"x"}"#
+        XCTAssertEqual(try post(body).status, 401)
+        XCTAssertEqual(try post(body, headers: [("X-API-Key", "k-12")]).status, 401)
+        XCTAssertEqual(try post(body, headers: [("Authorization", "Bearer wrong")]).status, 401)
+        XCTAssertEqual(try post(body, headers: [("X-API-Key", "k-123")]).status, 200)
+        XCTAssertEqual(try post(body, headers: [("Authorization", "bearer k-123")]).status, 200)
+        XCTAssertEqual(try get("/health").status, 200, "health needs no key")
+    }
+
+    func testAdminToken() throws {
+        try start(["ADMIN_TOKEN": "adm"])
+        try post(#"{"conversationId":"c","channel":"x"}"#)
+        XCTAssertEqual(try get("/sessions/c").status, 401)
+        XCTAssertEqual(try get("/sessions/c", headers: [("Authorization", "Bearer nope")]).status, 401)
+        XCTAssertEqual(try get("/sessions/c", headers: [("Authorization", "Bearer adm")]).status, 200)
+    }
+
+    func testSessionsAPI_versionsPagingOneVersion404s() throws {
+        try start()
+        for i in 1...5 { try post(#"{"conversationId":"p q","channel":"x","slots":{"n":"\#(i)"}}"#) }
+        let page1 = try json(get("/sessions/p%20q/versions?limit=2"))
+        guard case .array(let v1)? = page1["versions"] else { return XCTFail() }
+        XCTAssertEqual(v1.map { $0["sessionVersion"] }, [.number("5"), .number("4")])
+        XCTAssertEqual(page1["nextBefore"], .number("4"))
+        let page3 = try json(get("/sessions/p%20q/versions?limit=2&before=2"))
+        guard case .array(let v3)? = page3["versions"] else { return XCTFail() }
+        XCTAssertEqual(v3.map { $0["sessionVersion"] }, [.number("1")])
+        XCTAssertEqual(page3["nextBefore"], .null)
+        XCTAssertEqual(try json(get("/sessions/p%20q/versions/3"))["slots"]?["n"], .string("3"))
+        XCTAssertEqual(try get("/sessions/p%20q/versions/9").status, 404)
+        XCTAssertEqual(try get("/sessions/p%20q/versions/zero").status, 400)
+        XCTAssertEqual(try get("/sessions/p%20q/versions?limit=0").status, 400)
+        XCTAssertEqual(try get("/sessions/p%20q/versions?limit=101").status, 400)
+        XCTAssertEqual(try get("/sessions/p%20q/versions?before=x").status, 400)
+        XCTAssertEqual(try get("/sessions/missing").status, 404)
+        XCTAssertEqual(try json(get("/sessions/missing"))["error"]?["code"], .string("session_not_found"))
+        XCTAssertEqual(try get("/sessions/missing/versions").status, 404)
+    }
+
+    func testRollbackAndDelete() throws {
+        try start()
+        try post(#"{"conversationId":"r","channel":"x","eventId":"a","slots":{"k":"1"}}"#)
+        try post(#"{"conversationId":"r","channel":"y","eventId":"b","slots":{"k":"2"}}"#)
+        let rolled = try RawHTTPClient.request(
+            port: port, method: "POST", path: "/sessions/r/rollback", headers: [("Content-Type", "application/json")],
+            body: Array(#"{"toVersion":1}"#.utf8))
+        XCTAssertEqual(rolled.status, 200, rolled.text)
+        XCTAssertEqual(try json(rolled)["sessionVersion"], .number("3"))
+        XCTAssertEqual(try json(rolled)["slots"]?["k"], .string("1"))
+        XCTAssertEqual(try json(get("/sessions/r/versions/2"))["slots"]?["k"], .string("2"), "history is not rewritten")
+        XCTAssertEqual(try json(post(#"{"conversationId":"r","channel":"y","eventId":"b"}"#))["status"], .string("duplicate"))
+        let missing = try RawHTTPClient.request(
+            port: port, method: "POST", path: "/sessions/r/rollback", headers: [("Content-Type", "application/json")],
+            body: Array(#"{"toVersion":9}"#.utf8))
+        XCTAssertEqual(missing.status, 404)
+        let bad = try RawHTTPClient.request(
+            port: port, method: "POST", path: "/sessions/r/rollback", headers: [("Content-Type", "application/json")],
+            body: Array(#"{"toVersion":"1"}"#.utf8))
+        XCTAssertEqual(bad.status, 400)
+
+        XCTAssertEqual(try RawHTTPClient.request(port: port, method: "DELETE", path: "/sessions/r").status, 204)
+        XCTAssertEqual(try get("/sessions/r").status, 404)
+        XCTAssertEqual(try json(post(#"{"conversationId":"r","channel":"x","eventId":"a"}"#))["sessionVersion"], .number("1"))
+    }
+
+    func testStoreLocked_503WithRetryAfter_thenRecovers() throws {
+        try start(["SQLITE_BUSY_TIMEOUT_MS": "100"])
+        let path = directory.appendingPathComponent("sessions.sqlite").path
+        var db: OpaquePointer?
+        XCTAssertEqual(sqlite3_open(path, &db), SQLITE_OK)
+        defer { sqlite3_close(db) }
+        XCTAssertEqual(sqlite3_exec(db, "BEGIN EXCLUSIVE", nil, nil, nil), SQLITE_OK)
+        let started = Date()
+        let r = try post(#"{"conversationId":"c","channel":"x"}"#)
+        XCTAssertEqual(r.status, 503)
+        XCTAssertEqual(r.header("Retry-After"), "1")
+        XCTAssertEqual(try json(r)["error"]?["code"], .string("store_unavailable"))
+        XCTAssertLessThan(Date().timeIntervalSince(started), 3)
+        XCTAssertEqual(try get("/health").status, 200)
+        // WAL: a writer holding the lock does not stop readers, so the store still answers.
+        XCTAssertEqual(try get("/ready").status, 200)
+        sqlite3_exec(db, "ROLLBACK", nil, nil, nil)
+        XCTAssertEqual(try get("/ready").status, 200)
+        XCTAssertEqual(try post(#"{"conversationId":"c","channel":"x"}"#).status, 200)
+    }
+
+    func testCorruptLatestSnapshot_nextVersionFromEmpty_andLogged() throws {
+        try start()
+        try post(#"{"conversationId":"bad","channel":"x","slots":{"old":"1"}}"#)
+        let path = directory.appendingPathComponent("sessions.sqlite").path
+        var db: OpaquePointer?
+        sqlite3_open(path, &db)
+        sqlite3_exec(db, "UPDATE snapshots SET snapshot = x'FFFF' WHERE conversation_id = 'bad'", nil, nil, nil)
+        sqlite3_close(db)
+        let r = try json(post(#"{"conversationId":"bad","channel":"x","slots":{"new":"2"}}"#))
+        XCTAssertEqual(r["sessionVersion"], .number("2"))
+        XCTAssertEqual(r["context"]?["old"], nil)
+        XCTAssertEqual(r["context"]?["new"], .string("2"))
+        XCTAssertEqual(try get("/sessions/bad/versions/1").status, 500, "left untouched, reported")
+        let logged = logs.lines.filter { $0.contains("corrupt stored snapshot") }
+        XCTAssertFalse(logged.isEmpty)
+        XCTAssertTrue(logged[0].contains(#""conversation_id":"bad""#) && logged[0].contains(#""version":1"#))
+    }
+
+    func testRestartKeepsVersions() throws {
+        try start()
+        let path = directory.appendingPathComponent("sessions.sqlite").path
+        try post(#"{"conversationId":"c","channel":"x"}"#)
+        XCTAssertTrue(app.stop())
+        app = nil
+        try start(["SQLITE_PATH": path])
+        XCTAssertEqual(try json(post(#"{"conversationId":"c","channel":"y"}"#))["sessionVersion"], .number("2"))
+    }
+
+    func testHeadHealthAndReady() throws {
+        try start()
+        XCTAssertEqual(try get("/health").text, #"{"status":"ok"}"#)
+        XCTAssertEqual(try RawHTTPClient.request(port: port, method: "HEAD", path: "/health").status, 200)
+        XCTAssertEqual(try json(get("/ready"))["status"], .string("ready"))
+    }
+}
+
+/// Collects log lines written by the service under test.
+final class LogCapture: Sendable {
+    private let storage = Mutex<[String]>([])
+    func append(_ bytes: [UInt8]) { storage.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) } }
+    var lines: [String] { storage.withLock { $0 } }
+}
