@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Benchmarks cognigy-session on the SQLite store with the shared wrk harness:
+#   scripts/bench.sh [DURATION_S=10] [CONNECTIONS=32]
+# Starts a release build on a free loopback port with a fresh database, runs
+# ../shared/bench/http_load.sh (GET /health, then POST /webhook/dialog over 1000
+# conversations), then ../shared/bench/sqlite_limit.py (the raw SQLite floor).
+# Prints the RESULT lines. Set BENCH_DIR to use another copy of the harness.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+source scripts/lib.sh
+ensure_build_deps
+ensure_packages wrk curl
+BENCH_DIR="${BENCH_DIR:-$ROOT/../shared/bench}"
+[[ -x "$BENCH_DIR/http_load.sh" || -r "$BENCH_DIR/http_load.sh" ]] || { echo "no harness at $BENCH_DIR" >&2; exit 2; }
+swift build -c release --product cognigy-session >&2
+DATA="$(mktemp -d)"
+PORT="${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
+HOST=127.0.0.1 PORT="$PORT" SQLITE_PATH="$DATA/sessions.sqlite" OUTBOX_PATH="$DATA/outbox.sqlite" LOG_LEVEL=warn \
+  "$ROOT/.build/release/cognigy-session" 2>"$DATA/server.log" &
+PID=$!
+trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DATA"' EXIT
+bash "$BENCH_DIR/http_load.sh" "http://127.0.0.1:$PORT" "${1:-10}" "${2:-32}"
+kill -TERM $PID; wait $PID || true
+python3 "$BENCH_DIR/sqlite_limit.py"
