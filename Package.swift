@@ -14,16 +14,18 @@ let package = Package(
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         .systemLibrary(name: "CCurl", path: "Sources/CCurl"),
 
+        // A pthread-mutex lock (visible to ThreadSanitizer), shared by the layers below.
+        .target(name: "Locking", path: "Sources/Locking"),
         // Pure code, no I/O: protobuf wire codec, JSON, proto3 JSON/form mappings.
         .target(name: "DialogWire", path: "Sources/DialogWire"),
         // Sockets, HTTP/1.1 framing and routing.
-        .target(name: "HTTPServer", path: "Sources/HTTPServer"),
+        .target(name: "HTTPServer", dependencies: ["Locking"], path: "Sources/HTTPServer"),
         // Snapshot persistence: the store protocol and the SQLite store.
-        .target(name: "SessionStore", dependencies: ["DialogWire", "CSQLite"], path: "Sources/SessionStore"),
+        .target(name: "SessionStore", dependencies: ["DialogWire", "CSQLite", "Locking"], path: "Sources/SessionStore"),
         // The ingest pipeline, merge rules, configuration and routes.
         .target(
             name: "SessionService",
-            dependencies: ["DialogWire", "HTTPServer", "SessionStore"],
+            dependencies: ["DialogWire", "HTTPServer", "SessionStore", "Locking"],
             path: "Sources/SessionService"),
         // Wiring, command line, signals.
         .executableTarget(
@@ -32,17 +34,17 @@ let package = Package(
             path: "Sources/cognigy-session"),
 
         // Test helpers shared by the test targets (a raw-socket HTTP client).
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Locking"], path: "Tests/TestSupport"),
         .testTarget(
             name: "DialogWireTests", dependencies: ["DialogWire"], path: "Tests/DialogWireTests",
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"], path: "Tests/HTTPServerTests"),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport", "Locking"], path: "Tests/HTTPServerTests"),
         .testTarget(
             name: "SessionStoreTests", dependencies: ["SessionStore", "DialogWire", "CSQLite"],
             path: "Tests/SessionStoreTests"),
         .testTarget(
             name: "SessionServiceTests",
-            dependencies: ["SessionService", "SessionStore", "HTTPServer", "DialogWire", "TestSupport"],
+            dependencies: ["SessionService", "SessionStore", "HTTPServer", "DialogWire", "TestSupport", "Locking"],
             path: "Tests/SessionServiceTests"),
     ],
     swiftLanguageModes: [.v6]

@@ -1,11 +1,11 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
+import Locking
 
 /// IMF-fixdate for the Date header (RFC 9110 §6.6.1), formatted at most once a second.
 final class HTTPDateCache: Sendable {
-    private let cached = Mutex<(second: Int, text: [UInt8])>((-1, []))
+    private let cached = Locked<(second: Int, text: [UInt8])>((-1, []))
 
     func current() -> [UInt8] {
         let now = time(nil)

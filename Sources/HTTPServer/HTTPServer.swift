@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Locking
 import Synchronization
 
 /// An HTTP/1.1 server on POSIX sockets: one accept thread, one thread per connection
@@ -21,7 +22,7 @@ public final class HTTPServer: Sendable {
     let wakeFd: Int32
     private let wakeWriteFd: Int32
     private let dates = HTTPDateCache()
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let stopping = Atomic<Bool>(false)
     private let protocolErrors = Atomic<Int>(0)
     private let rejectedConnections = Atomic<Int>(0)

@@ -1,10 +1,10 @@
 import CSQLite
 
 /// One SQLite connection with its prepared statements. Not thread-safe by itself: the
-/// store only touches it inside a Mutex, which is why it is opened SQLITE_OPEN_NOMUTEX.
+/// store only touches it inside a lock, which is why it is opened SQLITE_OPEN_NOMUTEX.
 ///
 /// `@unchecked Sendable` because the compiler cannot see that guarantee through the
-/// closures `SQLiteStore.read`/`write` pass it to: every use is inside `Mutex.withLock`,
+/// closures `SQLiteStore.read`/`write` pass it to: every use is inside `Locked.withLock`,
 /// no reference escapes the lock, and `deinit` runs only when the store is gone.
 final class SQLiteConnection: @unchecked Sendable {
     let db: OpaquePointer

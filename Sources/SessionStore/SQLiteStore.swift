@@ -1,7 +1,7 @@
 import CSQLite
 import DialogWire
 import Foundation
-import Synchronization
+import Locking
 
 /// The embedded store: one row per (conversation_id, version) in a SQLite file in WAL mode.
 /// The primary key is the conditional write. Several processes may share the file: WAL lets
@@ -24,8 +24,8 @@ public final class SQLiteStore: SessionStore {
 
     // Writes go through one connection and reads through another, so a long read never
     // waits for a write and vice versa. Each connection is used under its own lock only.
-    private let writer: Mutex<SQLiteConnection>
-    private let reader: Mutex<SQLiteConnection>
+    private let writer: Locked<SQLiteConnection>
+    private let reader: Locked<SQLiteConnection>
     public let configuration: Configuration
 
     static let schema = """
@@ -62,8 +62,8 @@ public final class SQLiteStore: SessionStore {
         } catch {
             throw .unavailable("cannot create schema in \(configuration.path): \(error.message)")
         }
-        writer = Mutex(writeConnection)
-        reader = Mutex(
+        writer = Locked(writeConnection)
+        reader = Locked(
             try SQLiteConnection(
                 path: configuration.path, busyTimeoutMs: configuration.busyTimeoutMs,
                 synchronous: configuration.synchronous))

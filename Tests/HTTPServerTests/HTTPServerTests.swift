@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import Locking
 import TestSupport
 import XCTest
 @testable import HTTPServer
@@ -208,7 +208,7 @@ final class HTTPServerTests: XCTestCase {
         let idle = try RawHTTPClient(port: port)
         idle.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         _ = try idle.readResponse()
-        let results = Mutex<[Int]>([])
+        let results = Locked<[Int]>([])
         let group = DispatchGroup()
         // Connected and sent before shutdown begins: these are in flight.
         let clients = try (0..<4).map { _ in try RawHTTPClient(port: port) }

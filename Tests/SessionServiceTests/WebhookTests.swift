@@ -2,7 +2,7 @@ import CSQLite
 import DialogWire
 import Foundation
 import SessionStore
-import Synchronization
+import Locking
 import TestSupport
 import XCTest
 @testable import SessionService
@@ -123,7 +123,7 @@ final class WebhookTests: XCTestCase {
     func testConcurrentDuplicates_exactlyOneVersion() throws {
         try start()
         let body = #"{"conversationId":"dup","channel":"web","eventId":"same"}"#
-        let statuses = Mutex<[String]>([])
+        let statuses = Locked<[String]>([])
         let port = self.port
         DispatchQueue.concurrentPerform(iterations: 16) { _ in
             if let r = try? Self.postJSON(port: port, body), case .string(let s)? = try? JSONParser.parse(r.body)["status"] {
@@ -138,7 +138,7 @@ final class WebhookTests: XCTestCase {
 
     func testConcurrentEvents_contiguousVersionsNoSlotLost() throws {
         try start()
-        let codes = Mutex<[Int]>([])
+        let codes = Locked<[Int]>([])
         let port = self.port
         DispatchQueue.concurrentPerform(iterations: 8) { worker in
             for i in 0..<15 {
@@ -321,7 +321,7 @@ final class WebhookTests: XCTestCase {
 
 /// Collects log lines written by the service under test.
 final class LogCapture: Sendable {
-    private let storage = Mutex<[String]>([])
+    private let storage = Locked<[String]>([])
     func append(_ bytes: [UInt8]) { storage.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) } }
     var lines: [String] { storage.withLock { $0 } }
 }
