@@ -16,16 +16,20 @@ let package = Package(
 
         // A pthread-mutex lock (visible to ThreadSanitizer), shared by the layers below.
         .target(name: "Locking", path: "Sources/Locking"),
+        // Capped exponential backoff with full jitter: pure arithmetic.
+        .target(name: "Backoff", path: "Sources/Backoff"),
         // Pure code, no I/O: protobuf wire codec, JSON, proto3 JSON/form mappings.
         .target(name: "DialogWire", path: "Sources/DialogWire"),
         // Sockets, HTTP/1.1 framing and routing.
         .target(name: "HTTPServer", dependencies: ["Locking"], path: "Sources/HTTPServer"),
+        // Outgoing HTTP over libcurl (TLS, connection reuse, SigV4), shared by DynamoDB and Cognigy.
+        .target(name: "HTTPClient", dependencies: ["CCurl", "Locking"], path: "Sources/HTTPClient"),
         // Snapshot persistence: the store protocol and the SQLite store.
-        .target(name: "SessionStore", dependencies: ["DialogWire", "CSQLite", "Locking"], path: "Sources/SessionStore"),
+        .target(name: "SessionStore", dependencies: ["DialogWire", "CSQLite", "Locking", "HTTPClient", "Backoff"], path: "Sources/SessionStore"),
         // The ingest pipeline, merge rules, configuration and routes.
         .target(
             name: "SessionService",
-            dependencies: ["DialogWire", "HTTPServer", "SessionStore", "Locking"],
+            dependencies: ["DialogWire", "HTTPServer", "SessionStore", "Locking", "Backoff", "HTTPClient"],
             path: "Sources/SessionService"),
         // Wiring, command line, signals.
         .executableTarget(
@@ -40,11 +44,12 @@ let package = Package(
             resources: [.copy("Fixtures")]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport", "Locking"], path: "Tests/HTTPServerTests"),
         .testTarget(
-            name: "SessionStoreTests", dependencies: ["SessionStore", "DialogWire", "CSQLite"],
+            name: "SessionStoreTests",
+            dependencies: ["SessionStore", "DialogWire", "CSQLite", "HTTPServer", "HTTPClient", "Backoff", "Locking"],
             path: "Tests/SessionStoreTests"),
         .testTarget(
             name: "SessionServiceTests",
-            dependencies: ["SessionService", "SessionStore", "HTTPServer", "DialogWire", "TestSupport", "Locking"],
+            dependencies: ["SessionService", "SessionStore", "HTTPServer", "DialogWire", "TestSupport", "Locking", "Backoff"],
             path: "Tests/SessionServiceTests"),
     ],
     swiftLanguageModes: [.v6]

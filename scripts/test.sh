@@ -1,10 +1,39 @@
 #!/usr/bin/env bash
-# Runs every test: installs what a fresh Debian machine lacks, builds, runs the suite.
+# Runs every test. On a fresh Debian machine it installs what is missing, starts the real
+# servers the tests need (moto_server as a DynamoDB-compatible endpoint on a free loopback
+# port), builds, runs the whole suite, and stops the servers again.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source scripts/lib.sh
 ensure_build_deps
+ensure_packages curl
+
+# A venv with boto3, moto's server and Google's protobuf (to read what we stored with
+# protoc-generated code). --system-site-packages reuses what the machine already has.
+VENV="$ROOT/.build-venv"
+[[ -x "$VENV/bin/python" ]] || python3 -m venv --system-site-packages "$VENV"
+"$VENV/bin/python" -c 'import boto3, moto.server, flask_cors, google.protobuf, grpc_tools' 2>/dev/null \
+  || "$VENV/bin/pip" install -q "moto[server]" boto3 protobuf grpcio-tools
+GEN="$ROOT/.build-venv/gen"
+mkdir -p "$GEN"
+"$VENV/bin/python" -m grpc_tools.protoc -I"$ROOT/proto" --python_out="$GEN" "$ROOT/proto/dialog.proto"
+
+MOTO_PORT="$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+"$VENV/bin/python" scripts/moto_serial.py 127.0.0.1 "$MOTO_PORT" >"$ROOT/.build-venv/moto.log" 2>&1 &
+MOTO_PID=$!
+trap 'kill $MOTO_PID 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  curl -s -o /dev/null "http://127.0.0.1:$MOTO_PORT/" && break
+  sleep 0.1
+done
+curl -s -o /dev/null "http://127.0.0.1:$MOTO_PORT/" || { echo "moto_server did not start" >&2; cat "$ROOT/.build-venv/moto.log" >&2; exit 1; }
+
+export MOTO_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+export CHECK_PYTHON="$VENV/bin/python"
+export CHECK_PYTHONPATH="$GEN"
+# DynamoDB tests must run here, not skip: the suite fails if they are skipped.
+export REQUIRE_DYNAMODB=1
 
 swift build --build-tests
 swift test --skip-build

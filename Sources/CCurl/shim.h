@@ -13,4 +13,6 @@ typedef size_t (*ccurl_data_cb)(char *ptr, size_t size, size_t nmemb, void *user
 static inline CURLcode ccurl_setopt_datacb(CURL *h, CURLoption o, ccurl_data_cb cb) { return curl_easy_setopt(h, o, cb); }
 static inline CURLcode ccurl_getinfo_long(CURL *h, CURLINFO i, long *v) { return curl_easy_getinfo(h, i, v); }
 static inline CURLcode ccurl_getinfo_double(CURL *h, CURLINFO i, double *v) { return curl_easy_getinfo(h, i, v); }
+// Macro expressions Swift does not import.
+static inline long ccurl_auth_basic(void) { return (long)CURLAUTH_BASIC; }
 #endif

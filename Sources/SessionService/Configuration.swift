@@ -39,6 +39,9 @@ public struct ServiceConfiguration: Sendable {
         .init(name: "SQLITE_SYNCHRONOUS", defaultValue: "normal", help: "normal (survives a process crash) or full (also power loss, fsync per write)", secret: false),
         .init(name: "DYNAMODB_TABLE", defaultValue: "CognigySessions", help: "DynamoDB table name", secret: false),
         .init(name: "DYNAMODB_CREATE_TABLE", defaultValue: "false", help: "create the table (and enable TTL) if missing", secret: false),
+        .init(name: "DYNAMODB_REQUEST_TIMEOUT_MS", defaultValue: "2000", help: "one DynamoDB request's time limit", secret: false),
+        .init(name: "DYNAMODB_DEADLINE_MS", defaultValue: "4000", help: "all retries of one DynamoDB operation end by this deadline, then 503", secret: false),
+        .init(name: "DYNAMODB_MAX_ATTEMPTS", defaultValue: "6", help: "attempts per DynamoDB operation on throttling, 5xx or connection errors", secret: false),
         .init(name: "AWS_REGION", defaultValue: nil, help: "SigV4 region (else AWS_DEFAULT_REGION, else us-east-1)", secret: false),
         .init(name: "AWS_DEFAULT_REGION", defaultValue: nil, help: "SigV4 region fallback", secret: false),
         .init(name: "AWS_ENDPOINT_URL_DYNAMODB", defaultValue: nil, help: "DynamoDB endpoint override (DynamoDB Local, moto)", secret: false),
@@ -84,6 +87,9 @@ public struct ServiceConfiguration: Sendable {
     public var sqliteSynchronous = "NORMAL"
     public var dynamoTable = "CognigySessions"
     public var dynamoCreateTable = false
+    public var dynamoRequestTimeoutMs = 2000
+    public var dynamoDeadlineMs = 4000
+    public var dynamoMaxAttempts = 6
     public var awsRegion = "us-east-1"
     public var dynamoEndpoint: String?
     public var awsAccessKeyId: String?
@@ -146,6 +152,9 @@ public struct ServiceConfiguration: Sendable {
         c.sqliteSynchronous = sync
         c.dynamoTable = try p.string("DYNAMODB_TABLE", nonEmpty: true)
         c.dynamoCreateTable = try p.bool("DYNAMODB_CREATE_TABLE")
+        c.dynamoRequestTimeoutMs = try p.int("DYNAMODB_REQUEST_TIMEOUT_MS", 50...60_000)
+        c.dynamoDeadlineMs = try p.int("DYNAMODB_DEADLINE_MS", 50...120_000)
+        c.dynamoMaxAttempts = try p.int("DYNAMODB_MAX_ATTEMPTS", 1...20)
         c.awsRegion = p.optional("AWS_REGION") ?? p.optional("AWS_DEFAULT_REGION") ?? "us-east-1"
         let serviceEndpoint = try p.url("AWS_ENDPOINT_URL_DYNAMODB")
         let globalEndpoint = try p.url("AWS_ENDPOINT_URL")
@@ -198,6 +207,11 @@ public struct ServiceConfiguration: Sendable {
         }
         if (c.awsAccessKeyId != nil) != (c.awsSecretAccessKey != nil) {
             throw ConfigError(variable: "AWS_ACCESS_KEY_ID", message: "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together")
+        }
+        if c.store == .dynamodb, c.awsAccessKeyId == nil {
+            throw ConfigError(
+                variable: "AWS_ACCESS_KEY_ID",
+                message: "SESSION_STORE=dynamodb needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (any values for DynamoDB Local)")
         }
         return c
     }

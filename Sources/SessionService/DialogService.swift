@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Backoff
 import DialogWire
 import SessionStore
 
@@ -12,6 +13,8 @@ public enum IngestError: Error, Equatable, Sendable {
     case snapshotTooLarge(limit: Int)
     /// The store could not take the write now (→ 503 + Retry-After).
     case storeUnavailable(String)
+    /// The store rejected the request as malformed (a deployment problem, not transient → 500).
+    case storeRejected(String)
     /// Every conditional-write attempt lost to another writer (→ 503 + Retry-After).
     case tooMuchContention(attempts: Int)
 }
@@ -181,7 +184,8 @@ public final class DialogService: Sendable {
     static func map(_ error: StoreError) -> IngestError {
         switch error {
         case .versionConflict: return .tooMuchContention(attempts: 1)
-        case .unavailable(let why), .invalidRequest(let why): return .storeUnavailable(why)
+        case .unavailable(let why): return .storeUnavailable(why)
+        case .invalidRequest(let why): return .storeRejected(why)
         }
     }
 

@@ -95,6 +95,11 @@ public struct Routes: Sendable {
             return .error(
                 .serviceUnavailable, code: "store_unavailable", message: "The session store cannot take the write now; retry.",
                 headers: [("Retry-After", "1")])
+        case .storeRejected(let why):
+            logger.error("store rejected the request", [("error", .string(why))])
+            return .error(
+                .internalServerError, code: "store_rejected",
+                message: "The session store rejected the request; see the service log.")
         case .tooMuchContention:
             return .error(
                 .serviceUnavailable, code: "write_contention",
@@ -147,6 +152,7 @@ public struct Routes: Sendable {
     }
 
     private func storeError(_ error: StoreError) -> HTTPResponse {
+        if case .invalidRequest = error { return ingestError(DialogService.map(error)) }
         logger.warn("store unavailable", [("error", .string(error.description))])
         return .error(
             .serviceUnavailable, code: "store_unavailable", message: "The session store does not answer; retry.",

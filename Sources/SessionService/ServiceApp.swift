@@ -24,7 +24,19 @@ public final class ServiceApp: Sendable {
                     path: configuration.sqlitePath, busyTimeoutMs: configuration.sqliteBusyTimeoutMs,
                     synchronous: configuration.sqliteSynchronous))
         case .dynamodb:
-            throw ConfigError(variable: "SESSION_STORE", message: "dynamodb is not available in this build yet; use sqlite")
+            var client = DynamoDBClient.Configuration(
+                endpoint: configuration.dynamoEndpoint ?? DynamoDBClient.Configuration.awsEndpoint(region: configuration.awsRegion),
+                region: configuration.awsRegion, accessKeyId: configuration.awsAccessKeyId ?? "",
+                secretAccessKey: configuration.awsSecretAccessKey ?? "", sessionToken: configuration.awsSessionToken)
+            client.requestTimeoutMs = configuration.dynamoRequestTimeoutMs
+            client.deadlineMs = configuration.dynamoDeadlineMs
+            client.maxAttempts = configuration.dynamoMaxAttempts
+            let dynamo = DynamoDBStore(client: DynamoDBClient(configuration: client), table: configuration.dynamoTable)
+            if configuration.dynamoCreateTable {
+                try dynamo.createTableIfMissing()
+                logger.info("dynamodb table ready", [("table", .string(configuration.dynamoTable))])
+            }
+            store = dynamo
         }
         var limits = DialogService.Limits()
         limits.maxIdBytes = configuration.maxIdBytes

@@ -1,3 +1,4 @@
+import Backoff
 import DialogWire
 import XCTest
 @testable import SessionService

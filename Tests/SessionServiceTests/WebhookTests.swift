@@ -4,6 +4,7 @@ import Foundation
 import SessionStore
 import Locking
 import TestSupport
+import HTTPServer
 import XCTest
 @testable import SessionService
 
@@ -324,4 +325,44 @@ final class LogCapture: Sendable {
     private let storage = Locked<[String]>([])
     func append(_ bytes: [UInt8]) { storage.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) } }
     var lines: [String] { storage.withLock { $0 } }
+}
+
+/// The webhook on a DynamoDB endpoint that only throttles: a clean, quick 503.
+final class WebhookDynamoDBFaultTests: XCTestCase {
+    func testThrottledStore_503WithRetryAfterWithinDeadline() throws {
+        struct Throttle: HTTPHandler {
+            func handle(_ request: HTTPRequest) -> HTTPResponse {
+                HTTPResponse(
+                    status: .badRequest, headers: [("Content-Type", "application/x-amz-json-1.0")],
+                    body: Array(#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate exceeded"}"#.utf8))
+            }
+        }
+        var stubConfig = HTTPServerConfiguration()
+        stubConfig.host = "127.0.0.1"
+        stubConfig.port = 0
+        let stub = try HTTPServer(configuration: stubConfig, handler: Throttle())
+        try stub.start()
+        defer { stub.shutdown() }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try "{}".write(to: dir.appendingPathComponent("c.json"), atomically: true, encoding: .utf8)
+        let config = try ServiceConfiguration.load(
+            environment: [
+                "HOST": "127.0.0.1", "PORT": "0", "SESSION_STORE": "dynamodb", "AWS_ENDPOINT_URL": "http://127.0.0.1:\(stub.port)",
+                "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "DYNAMODB_DEADLINE_MS": "600",
+            ], configFile: dir.appendingPathComponent("c.json").path)
+        let app = try ServiceApp(configuration: config, logger: Logger(level: .error) { _ in })
+        try app.start()
+        defer { _ = app.stop() }
+        let started = Date()
+        let r = try RawHTTPClient.request(
+            port: app.server.port, method: "POST", path: "/webhook/dialog", headers: [("Content-Type", "application/json")],
+            body: Array(#"{"conversationId":"c","channel":"x"}"#.utf8))
+        XCTAssertEqual(r.status, 503)
+        XCTAssertEqual(r.header("Retry-After"), "1")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1.5)
+        XCTAssertEqual(try RawHTTPClient.request(port: app.server.port, path: "/ready").status, 503)
+        XCTAssertEqual(try RawHTTPClient.request(port: app.server.port, path: "/health").status, 200)
+    }
 }

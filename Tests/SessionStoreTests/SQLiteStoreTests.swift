@@ -1,6 +1,7 @@
 import CSQLite
 import DialogWire
 import Foundation
+import Locking
 import XCTest
 @testable import SessionStore
 
@@ -88,6 +89,7 @@ class SessionStoreContractTests: XCTestCase {
         let b = try makeStore()
         let perThread = 40
         let conflicts = ManagedCounter()
+        let acknowledged = Locked<[Int64: String]>([:])
         DispatchQueue.concurrentPerform(iterations: 8) { worker in
             let store = worker % 2 == 0 ? a : b
             for i in 0..<perThread {
@@ -98,6 +100,11 @@ class SessionStoreContractTests: XCTestCase {
                         next.slots = (try latest?.snapshot.get().slots) ?? [:]
                         next.slots["w\(worker)-\(i)"] = "1"
                         try store.insert(next)
+                        let clash = acknowledged.withLock { acked -> String? in
+                            defer { acked[next.sessionVersion] = "w\(worker)-\(i)" }
+                            return acked[next.sessionVersion]
+                        }
+                        if let clash { XCTFail("version \(next.sessionVersion) acknowledged twice: \(clash) and w\(worker)-\(i)") }
                         break
                     } catch StoreError.versionConflict {
                         conflicts.increment()

@@ -1,0 +1,100 @@
+import Backoff
+import DialogWire
+import Foundation
+import HTTPClient
+import Locking
+
+/// The DynamoDB JSON protocol over libcurl: `POST /` with `X-Amz-Target:
+/// DynamoDB_20120810.<Operation>`, `application/x-amz-json-1.0`, SigV4-signed by libcurl.
+/// Throttling, 5xx and connection failures are retried with capped, jittered backoff
+/// inside a deadline; other errors are returned at once.
+public final class DynamoDBClient: Sendable {
+    public struct Configuration: Sendable {
+        /// e.g. https://dynamodb.us-east-1.amazonaws.com or http://localhost:8000 (no trailing slash needed).
+        public var endpoint: String
+        public var region: String
+        public var accessKeyId: String
+        public var secretAccessKey: String
+        public var sessionToken: String?
+        /// One attempt's time limit.
+        public var requestTimeoutMs = 2000
+        public var connectTimeoutMs = 1000
+        /// All attempts of one operation, backoff included, end by this deadline.
+        public var deadlineMs = 4000
+        public var maxAttempts = 6
+        public var backoff = Backoff(baseMs: 25, capMs: 400)
+
+        public init(endpoint: String, region: String, accessKeyId: String, secretAccessKey: String, sessionToken: String? = nil) {
+            var e = endpoint
+            while e.hasSuffix("/") { e.removeLast() }
+            self.endpoint = e
+            self.region = region
+            self.accessKeyId = accessKeyId
+            self.secretAccessKey = secretAccessKey
+            self.sessionToken = sessionToken
+        }
+
+        /// The public AWS endpoint of a region.
+        public static func awsEndpoint(region: String) -> String { "https://dynamodb.\(region).amazonaws.com" }
+    }
+
+    public let configuration: Configuration
+    private let http: CurlHTTPClient
+    private let counts = Locked<[String: Int]>([:])
+
+    public init(configuration: Configuration, http: CurlHTTPClient = CurlHTTPClient()) {
+        self.configuration = configuration
+        self.http = http
+    }
+
+    /// Requests sent per operation (each attempt counts), for measurements and tests.
+    public var requestCounts: [String: Int] { counts.withLock { $0 } }
+
+    /// Sends one operation; returns the parsed JSON answer.
+    public func call(_ operation: String, _ body: [UInt8]) throws(DynamoDBError) -> JSONValue {
+        let c = configuration
+        let deadline = monotonicMs() + Int64(c.deadlineMs)
+        var request = HTTPClientRequest(
+            method: "POST", url: c.endpoint + "/",
+            headers: [("Content-Type", "application/x-amz-json-1.0"), ("X-Amz-Target", "DynamoDB_20120810.\(operation)")],
+            body: body, timeoutMs: c.requestTimeoutMs, connectTimeoutMs: c.connectTimeoutMs,
+            awsSigV4: AWSSigV4(
+                region: c.region, service: "dynamodb", accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey,
+                sessionToken: c.sessionToken))
+        var last = DynamoDBError(code: DynamoDBError.transport, message: "no attempt made", status: 0)
+        for attempt in 0..<max(1, c.maxAttempts) {
+            let remaining = deadline - monotonicMs()
+            if remaining <= 0 { break }
+            request.timeoutMs = Int(min(Int64(c.requestTimeoutMs), remaining))
+            request.connectTimeoutMs = min(c.connectTimeoutMs, request.timeoutMs)
+            counts.withLock { $0[operation, default: 0] += 1 }
+            do {
+                let response = try http.send(request)
+                if response.status == 200 {
+                    do { return try JSONParser.parse(response.body) } catch {
+                        last = DynamoDBError(code: "InvalidResponse", message: "answer is not JSON: \(error)", status: 200)
+                        throw last
+                    }
+                }
+                last = DynamoDBError.parse(status: response.status, body: response.body)
+            } catch let error as HTTPClientError {
+                last = DynamoDBError(code: DynamoDBError.transport, message: error.description, status: 0)
+            } catch {
+                throw last
+            }
+            guard last.isRetryable else { throw last }
+            let wait = c.backoff.delayMs(attempt: attempt, unit: Double.random(in: 0..<1))
+            let left = deadline - monotonicMs()
+            if Double(left) <= wait { break }
+            if wait > 0 { usleep(UInt32(wait * 1000)) }
+        }
+        throw last
+    }
+}
+
+@inline(__always)
+func monotonicMs() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}
