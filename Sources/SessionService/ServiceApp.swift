@@ -33,7 +33,20 @@ public final class ServiceApp: Sendable {
             client.maxAttempts = configuration.dynamoMaxAttempts
             let dynamo = DynamoDBStore(client: DynamoDBClient(configuration: client), table: configuration.dynamoTable)
             if configuration.dynamoCreateTable {
-                try dynamo.createTableIfMissing()
+                // Beside DynamoDB Local (docker-compose) the endpoint may start after us:
+                // keep trying for a while rather than exiting on the first refusal.
+                var attempt = 0
+                while true {
+                    do {
+                        try dynamo.createTableIfMissing()
+                        break
+                    } catch {
+                        guard case .unavailable(let why) = error, attempt < 30 else { throw error }
+                        attempt += 1
+                        logger.warn("dynamodb not reachable yet; retrying", [("error", .string(why)), ("attempt", .int(Int64(attempt)))])
+                        usleep(1_000_000)
+                    }
+                }
                 logger.info("dynamodb table ready", [("table", .string(configuration.dynamoTable))])
             }
             store = dynamo
