@@ -179,19 +179,21 @@ public final class SQLiteStore: SessionStore {
     private func read<T: Sendable>(
         _ what: String, _ body: (SQLiteConnection) throws(SQLiteConnection.Failure) -> T
     ) throws(StoreError) -> T {
-        let result: Result<T, SQLiteConnection.Failure> = reader.withLock { conn in
-            Result { () throws(SQLiteConnection.Failure) in try body(conn) }
-        }
-        switch result {
-        case .success(let value): return value
-        case .failure(let f): throw Self.mapFailure(f, what)
-        }
+        try run(on: reader, what, body)
     }
 
     private func write<T: Sendable>(
         _ what: String, _ body: (SQLiteConnection) throws(SQLiteConnection.Failure) -> T
     ) throws(StoreError) -> T {
-        let result: Result<T, SQLiteConnection.Failure> = writer.withLock { conn in
+        try run(on: writer, what, body)
+    }
+
+    /// Runs `body` holding the connection's lock; maps SQLite failures to `StoreError`.
+    private func run<T: Sendable>(
+        on connection: Locked<SQLiteConnection>, _ what: String,
+        _ body: (SQLiteConnection) throws(SQLiteConnection.Failure) -> T
+    ) throws(StoreError) -> T {
+        let result: Result<T, SQLiteConnection.Failure> = connection.withLock { conn in
             Result { () throws(SQLiteConnection.Failure) in try body(conn) }
         }
         switch result {
