@@ -1,6 +1,7 @@
 import CSQLite
 import DialogWire
 import Foundation
+import Dispatch
 import Locking
 
 /// The embedded store: one row per (conversation_id, version) in a SQLite file in WAL mode.
@@ -27,7 +28,12 @@ public final class SQLiteStore: SessionStore {
     private let writer: Locked<SQLiteConnection>
     private let reader: Locked<SQLiteConnection>
     public let configuration: Configuration
+    private let writeQueue = Locked(WriteQueue())
 
+    /// A rowid table on purpose: rows (about 1 KB with the 64-id dedupe window) are
+    /// appended in rowid order, so a commit writes them to a few sequential pages, while the
+    /// primary-key index that takes the random inserts holds only small entries. Clustering
+    /// the rows by the key (WITHOUT ROWID) measured 10.6k instead of 16.2k webhook writes/s.
     static let schema = """
         CREATE TABLE IF NOT EXISTS snapshots(
             conversation_id TEXT NOT NULL,
@@ -41,7 +47,7 @@ public final class SQLiteStore: SessionStore {
             expires_at INTEGER NOT NULL,
             snapshot BLOB NOT NULL,
             PRIMARY KEY (conversation_id, version)
-        ) WITHOUT ROWID;
+        );
         CREATE INDEX IF NOT EXISTS snapshots_expires_at ON snapshots(expires_at);
         """
 
@@ -110,37 +116,95 @@ public final class SQLiteStore: SessionStore {
         }
     }
 
+    /// Conditional insert with group commit. Concurrent callers queue; the first becomes the
+    /// leader and commits everything queued in one transaction (each row `ON CONFLICT DO
+    /// NOTHING`, a row that changed nothing is that caller's version conflict), then hands
+    /// leadership to the next waiter. One commit then writes the hot B-tree pages once per
+    /// batch instead of once per row. Nobody is answered before its transaction commits, and
+    /// a failed commit fails the whole batch (nothing half-written).
     public func insert(_ snapshot: SessionSnapshot) throws(StoreError) {
         var slots = JSONWriter(capacity: 64)
         SessionSnapshot.writeStringMap(snapshot.slots, to: &slots)
-        let bytes = snapshot.serializedBytes()
-        let result: Result<Void, SQLiteConnection.Failure> = writer.withLock { conn in
-            Result { () throws(SQLiteConnection.Failure) in
-                try conn.query(
-                    """
-                    INSERT INTO snapshots(conversation_id, version, channel, previous_channel, intent, slots, ts,
-                                          updated_at, expires_at, snapshot)
-                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                    """,
-                    bind: {
-                        $0.text(1, snapshot.conversationId)
-                        $0.int(2, snapshot.sessionVersion)
-                        $0.text(3, snapshot.channel)
-                        $0.text(4, snapshot.previousChannel)
-                        $0.text(5, snapshot.intent)
-                        $0.text(6, slots.string)
-                        $0.int(7, snapshot.eventTimestamp)
-                        $0.int(8, snapshot.updatedAt)
-                        $0.int(9, snapshot.expiresAt)
-                        $0.blob(10, bytes)
-                    })
+        let me = PendingWrite(snapshot: snapshot, slotsJSON: slots.string, bytes: snapshot.serializedBytes())
+        var leading = writeQueue.withLock { q -> Bool in
+            q.pending.append(me)
+            if q.leaderActive { return false }
+            q.leaderActive = true
+            return true
+        }
+        while true {
+            if leading {
+                let batch = writeQueue.withLock { q -> [PendingWrite] in
+                    let b = q.pending
+                    q.pending.removeAll(keepingCapacity: true)
+                    return b
+                }
+                let results = commit(batch)
+                let next = writeQueue.withLock { q -> PendingWrite? in
+                    for (write, result) in zip(batch, results) { write.outcome = .done(result) }
+                    guard let first = q.pending.first else {
+                        q.leaderActive = false
+                        return nil
+                    }
+                    first.outcome = .lead
+                    return first
+                }
+                for write in batch where write !== me { write.wake.signal() }
+                next?.wake.signal()
+            } else {
+                me.wake.wait()
+            }
+            switch writeQueue.withLock({ _ in me.outcome }) {
+            case .done(let result): return try result.get()
+            case .lead: leading = true
+            case .waiting: leading = false
             }
         }
-        if case .failure(let f) = result {
-            if f.extended == csqlite_constraint_primarykey() || f.extended == csqlite_constraint_unique() {
-                throw .versionConflict(conversationId: snapshot.conversationId, version: snapshot.sessionVersion)
+    }
+
+    /// One transaction for a batch; a result per write, in order.
+    private func commit(_ batch: [PendingWrite]) -> [Result<Void, StoreError>] {
+        writer.withLock { conn -> [Result<Void, StoreError>] in
+            do throws(SQLiteConnection.Failure) {
+                try conn.query("BEGIN IMMEDIATE", bind: { _ in })
+            } catch {
+                return Array(repeating: .failure(Self.mapFailure(error, "begin")), count: batch.count)
             }
-            throw Self.mapFailure(f, "insert")
+            var results: [Result<Void, StoreError>] = []
+            results.reserveCapacity(batch.count)
+            do throws(SQLiteConnection.Failure) {
+                for write in batch {
+                    let s = write.snapshot
+                    try conn.query(
+                        """
+                        INSERT INTO snapshots(conversation_id, version, channel, previous_channel, intent, slots, ts,
+                                              updated_at, expires_at, snapshot)
+                        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                        ON CONFLICT(conversation_id, version) DO NOTHING
+                        """,
+                        bind: {
+                            $0.text(1, s.conversationId)
+                            $0.int(2, s.sessionVersion)
+                            $0.text(3, s.channel)
+                            $0.text(4, s.previousChannel)
+                            $0.text(5, s.intent)
+                            $0.text(6, write.slotsJSON)
+                            $0.int(7, s.eventTimestamp)
+                            $0.int(8, s.updatedAt)
+                            $0.int(9, s.expiresAt)
+                            $0.blob(10, write.bytes)
+                        })
+                    results.append(
+                        conn.changes == 1
+                            ? .success(())
+                            : .failure(.versionConflict(conversationId: s.conversationId, version: s.sessionVersion)))
+                }
+                try conn.query("COMMIT", bind: { _ in })
+                return results
+            } catch {
+                try? conn.query("ROLLBACK", bind: { _ in })
+                return Array(repeating: .failure(Self.mapFailure(error, "insert")), count: batch.count)
+            }
         }
     }
 
@@ -164,8 +228,8 @@ public final class SQLiteStore: SessionStore {
             let deleted = try write("sweep expired") { conn throws(SQLiteConnection.Failure) in
                 try conn.query(
                     """
-                    DELETE FROM snapshots WHERE (conversation_id, version) IN
-                      (SELECT conversation_id, version FROM snapshots WHERE expires_at <= ?1 LIMIT 500)
+                    DELETE FROM snapshots WHERE rowid IN
+                      (SELECT rowid FROM snapshots WHERE expires_at <= ?1 LIMIT 500)
                     """, bind: { $0.int(1, now) })
                 return conn.changes
             }
@@ -200,5 +264,34 @@ public final class SQLiteStore: SessionStore {
         case .success(let value): return value
         case .failure(let f): throw Self.mapFailure(f, what)
         }
+    }
+}
+
+/// The group-commit queue: writes waiting for a leader, and whether one is committing.
+private struct WriteQueue {
+    var pending: [PendingWrite] = []
+    var leaderActive = false
+}
+
+/// One caller's conditional insert while it waits for its batch to commit.
+/// `@unchecked Sendable`: `outcome` is only read or written under the store's
+/// `writeQueue` lock; the other fields are immutable.
+private final class PendingWrite: @unchecked Sendable {
+    enum Outcome {
+        case waiting
+        case lead
+        case done(Result<Void, StoreError>)
+    }
+
+    let snapshot: SessionSnapshot
+    let slotsJSON: String
+    let bytes: [UInt8]
+    var outcome: Outcome = .waiting
+    let wake = DispatchSemaphore(value: 0)
+
+    init(snapshot: SessionSnapshot, slotsJSON: String, bytes: [UInt8]) {
+        self.snapshot = snapshot
+        self.slotsJSON = slotsJSON
+        self.bytes = bytes
     }
 }
