@@ -4,6 +4,9 @@
 # Starts a release build on a free loopback port with a fresh database, runs
 # ../shared/bench/http_load.sh (GET /health, then POST /webhook/dialog over 1000
 # conversations), then ../shared/bench/sqlite_limit.py (the raw SQLite floor).
+# Then scripts/bench/webhook_unique.lua: the same webhook load with a unique eventId per
+# request. The shared script re-sends identical events, which SPEC's de-duplication answers
+# without writing; the unique variant measures the write path.
 # Prints the RESULT lines. Set BENCH_DIR to use another copy of the harness.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,5 +24,7 @@ HOST=127.0.0.1 PORT="$PORT" SQLITE_PATH="$DATA/sessions.sqlite" OUTBOX_PATH="$DA
 PID=$!
 trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DATA"' EXIT
 bash "$BENCH_DIR/http_load.sh" "http://127.0.0.1:$PORT" "${1:-10}" "${2:-32}"
+wrk -t1 -c"${2:-32}" -d"${1:-10}s" --timeout 5s -s "$ROOT/scripts/bench/webhook_unique.lua" \
+  "http://127.0.0.1:$PORT/webhook/dialog" | grep '^RESULT'
 kill -TERM $PID; wait $PID || true
 python3 "$BENCH_DIR/sqlite_limit.py"
