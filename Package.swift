@@ -24,12 +24,14 @@ let package = Package(
         .target(name: "HTTPServer", dependencies: ["Locking"], path: "Sources/HTTPServer"),
         // Outgoing HTTP over libcurl (TLS, connection reuse, SigV4), shared by DynamoDB and Cognigy.
         .target(name: "HTTPClient", dependencies: ["CCurl", "Locking"], path: "Sources/HTTPClient"),
+        // Cognigy REST API: OAuth2 token cache, context-inject client with 429 backoff.
+        .target(name: "Cognigy", dependencies: ["HTTPClient", "Backoff", "DialogWire", "Locking"], path: "Sources/Cognigy"),
         // Snapshot persistence: the store protocol and the SQLite store.
         .target(name: "SessionStore", dependencies: ["DialogWire", "CSQLite", "Locking", "HTTPClient", "Backoff"], path: "Sources/SessionStore"),
         // The ingest pipeline, merge rules, configuration and routes.
         .target(
             name: "SessionService",
-            dependencies: ["DialogWire", "HTTPServer", "SessionStore", "Locking", "Backoff", "HTTPClient"],
+            dependencies: ["DialogWire", "HTTPServer", "SessionStore", "Locking", "Backoff", "HTTPClient", "Cognigy", "CSQLite"],
             path: "Sources/SessionService"),
         // Wiring, command line, signals.
         .executableTarget(
@@ -38,7 +40,7 @@ let package = Package(
             path: "Sources/cognigy-session"),
 
         // Test helpers shared by the test targets (a raw-socket HTTP client).
-        .target(name: "TestSupport", dependencies: ["Locking"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Locking", "HTTPServer"], path: "Tests/TestSupport"),
         .testTarget(
             name: "DialogWireTests", dependencies: ["DialogWire"], path: "Tests/DialogWireTests",
             resources: [.copy("Fixtures")]),
@@ -47,6 +49,9 @@ let package = Package(
             name: "SessionStoreTests",
             dependencies: ["SessionStore", "DialogWire", "CSQLite", "HTTPServer", "HTTPClient", "Backoff", "Locking"],
             path: "Tests/SessionStoreTests"),
+        .testTarget(
+            name: "CognigyTests", dependencies: ["Cognigy", "HTTPServer", "HTTPClient", "Locking", "Backoff", "DialogWire"],
+            path: "Tests/CognigyTests"),
         .testTarget(
             name: "SessionServiceTests",
             dependencies: ["SessionService", "SessionStore", "HTTPServer", "DialogWire", "TestSupport", "Locking", "Backoff"],

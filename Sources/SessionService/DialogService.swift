@@ -54,14 +54,17 @@ public final class DialogService: Sendable {
 
     public let store: any SessionStore
     public let limits: Limits
+    /// Restores into Cognigy on channel switches; nil when Cognigy is not configured.
+    public let restorer: Restorer?
     let logger: Logger
     private let clockMs: @Sendable () -> Int64
 
     public init(
-        store: any SessionStore, limits: Limits, logger: Logger,
+        store: any SessionStore, limits: Limits, logger: Logger, restorer: Restorer? = nil,
         clockMs: @escaping @Sendable () -> Int64 = DialogService.wallClockMs
     ) {
         self.store = store
+        self.restorer = restorer
         self.limits = limits
         self.logger = logger
         self.clockMs = clockMs
@@ -129,10 +132,14 @@ public final class DialogService: Sendable {
             do {
                 try store.insert(next)
                 let switched = SessionMerge.isChannelSwitch(previous: previous, event: event)
+                let restoredFrom = switched ? previous?.channel : nil
+                var restore = RestoreOutcome.none
+                if switched {
+                    restore = restoreAfterSwitch(next, restoredFrom: restoredFrom, event: event)
+                }
                 return IngestResult(
-                    status: .processed, snapshot: next, channelSwitched: switched,
-                    restore: switched ? .skipped : .none, restoredFrom: switched ? previous?.channel : nil,
-                    conflicts: conflicts)
+                    status: .processed, snapshot: next, channelSwitched: switched, restore: restore,
+                    restoredFrom: restoredFrom, conflicts: conflicts)
             } catch .versionConflict {
                 conflicts += 1
                 logger.debug(
@@ -147,6 +154,18 @@ public final class DialogService: Sendable {
             "write contention: retry budget used up",
             [("conversation_id", .string(event.conversationId)), ("attempts", .int(Int64(limits.writeMaxAttempts)))])
         throw .tooMuchContention(attempts: limits.writeMaxAttempts)
+    }
+
+    /// SPEC: restore only when Cognigy is configured and the event names the target session.
+    private func restoreAfterSwitch(_ snapshot: SessionSnapshot, restoredFrom: String?, event: DialogEvent) -> RestoreOutcome {
+        guard let restorer else { return .skipped }
+        guard !event.userId.isEmpty, !event.sessionId.isEmpty else {
+            logger.info(
+                "restore skipped: the event has no userId or sessionId",
+                [("conversation_id", .string(event.conversationId)), ("channel", .string(event.channel))])
+            return .skipped
+        }
+        return restorer.restore(snapshot, restoredFrom: restoredFrom, userId: event.userId, sessionId: event.sessionId)
     }
 
     /// Writes a new version whose content is version `target` (history is never rewritten).

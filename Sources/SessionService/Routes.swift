@@ -28,6 +28,7 @@ public struct Routes: Sendable {
         r.add(.GET, "/sessions/:id/versions") { req, p in admin(req) { versions(p["id"]!, req) } }
         r.add(.GET, "/sessions/:id/versions/:n") { req, p in admin(req) { version(p["id"]!, p["n"]!) } }
         r.add(.POST, "/sessions/:id/rollback") { req, p in admin(req) { rollback(p["id"]!, req) } }
+        r.add(.POST, "/sessions/:id/restore") { req, p in admin(req) { restore(p["id"]!, req) } }
         return r
     }
 
@@ -229,8 +230,49 @@ public struct Routes: Sendable {
     func delete(_ id: String) -> HTTPResponse {
         do {
             let count = try service.store.deleteConversation(id)
+            // Queued restores of an erased conversation must never be delivered.
+            if let outbox = service.restorer?.outbox {
+                do { try outbox.removeConversation(id) } catch { return storeError(error) }
+            }
             logger.info("conversation deleted", [("conversation_id", .string(id)), ("versions", .int(Int64(count)))])
             return HTTPResponse(status: .noContent)
+        } catch { return storeError(error) }
+    }
+
+    /// Pushes the latest context into the named Cognigy session now.
+    func restore(_ id: String, _ req: HTTPRequest) -> HTTPResponse {
+        guard let restorer = service.restorer else {
+            return .error(
+                .conflict, code: "restore_not_configured", message: "Set COGNIGY_API_BASE_URL to restore into Cognigy.")
+        }
+        guard mediaType(req.headers["content-type"]) == "application/json" else {
+            return .error(
+                .unsupportedMediaType, code: "unsupported_media_type",
+                message: "Send {\"channel\",\"userId\",\"sessionId\"} as application/json.")
+        }
+        let json: JSONValue
+        do { json = try JSONParser.parse(req.body, maxDepth: config.maxJSONDepth) } catch {
+            return .error(.badRequest, code: "invalid_body", message: "Body is not valid JSON: \(error).")
+        }
+        guard case .string(let sessionId)? = json["sessionId"], !sessionId.isEmpty,
+            case .string(let userId)? = json["userId"], !userId.isEmpty
+        else {
+            return .error(.badRequest, code: "invalid_body", message: "Fields 'userId' and 'sessionId' are required strings.")
+        }
+        var channel: String?
+        if case .string(let c)? = json["channel"] { channel = c }
+        do {
+            guard let stored = try service.store.latest(id) else { return notFound(id) }
+            guard case .success(let snapshot) = stored.snapshot else { return corrupt(stored) }
+            let from = snapshot.channel != channel ? snapshot.channel : snapshot.previousChannel
+            let outcome = restorer.restore(snapshot, restoredFrom: from.isEmpty ? nil : from, userId: userId, sessionId: sessionId)
+            var w = JSONWriter(capacity: 128)
+            w.beginObject()
+            w.key("conversationId"); w.value(id)
+            w.key("sessionVersion"); w.value(snapshot.sessionVersion)
+            w.key("restore"); w.value(outcome.rawValue)
+            w.endObject()
+            return .json(.ok, w.bytes)
         } catch { return storeError(error) }
     }
 

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Cognigy
 import HTTPServer
 import SessionStore
 import Synchronization
@@ -56,7 +57,20 @@ public final class ServiceApp: Sendable {
         limits.maxSnapshotBytes = configuration.maxSnapshotBytes
         limits.writeMaxAttempts = configuration.writeMaxAttempts
         limits.sessionTTLSeconds = configuration.sessionTTLSeconds
-        service = DialogService(store: store, limits: limits, logger: logger)
+        var restorer: Restorer?
+        if let base = configuration.cognigyBaseURL {
+            var oauth: TokenCache.Configuration?
+            if let tokenURL = configuration.cognigyTokenURL, let id = configuration.cognigyClientId,
+                let secret = configuration.cognigyClientSecret
+            {
+                oauth = TokenCache.Configuration(tokenURL: tokenURL, clientId: id, clientSecret: secret, scope: configuration.cognigyScope)
+            }
+            let client = CognigyClient(configuration: .init(baseURL: base, apiKey: configuration.cognigyAPIKey, oauth: oauth))
+            restorer = Restorer(
+                client: client, outbox: try RestoreOutbox(path: configuration.outboxPath), contextKey: configuration.cognigyContextKey,
+                inlineTimeoutMs: configuration.restoreInlineTimeoutMs, ttlSeconds: configuration.sessionTTLSeconds, logger: logger)
+        }
+        service = DialogService(store: store, limits: limits, logger: logger, restorer: restorer)
         let routes = Routes(service: service, config: configuration, logger: logger)
         server = try HTTPServer(configuration: configuration.http, handler: routes.router())
     }
@@ -64,6 +78,7 @@ public final class ServiceApp: Sendable {
     public func start() throws {
         try server.start()
         startSweeper()
+        service.restorer?.start()
         logger.info(
             "listening",
             [("host", .string(configuration.http.host)), ("port", .int(Int64(server.port))),
@@ -73,7 +88,9 @@ public final class ServiceApp: Sendable {
     /// Drains the server; returns whether every connection finished in time.
     public func stop() -> Bool {
         sweeperStop.store(true, ordering: .relaxed)
-        return server.shutdown()
+        let drained = server.shutdown()
+        service.restorer?.stop()
+        return drained
     }
 
     /// Deletes expired SQLite rows every SWEEP_INTERVAL_SECONDS (DynamoDB does this itself

@@ -1,0 +1,132 @@
+import Backoff
+import DialogWire
+import Foundation
+import HTTPClient
+
+/// How one restore attempt ended.
+public enum InjectOutcome: Equatable, Sendable {
+    /// Cognigy accepted the context (2xx).
+    case delivered(attempts: Int)
+    /// Not delivered within the deadline but worth retrying (429, 5xx, connection, token
+    /// endpoint down); `retryAfterMs` is Cognigy's own hint when it gave one.
+    case retryLater(reason: String, retryAfterMs: Double?)
+    /// Cognigy refused it for good (other 4xx); RFC 7807 `detail` and `traceId` when present.
+    case rejected(status: Int, detail: String, traceId: String)
+}
+
+/// Injects context into a Cognigy session:
+/// `POST {base}/new/v2.0/sessions/{sessionId}/context/inject` with `{"userId","context"}`.
+public final class CognigyClient: Sendable {
+    public struct Configuration: Sendable {
+        public var baseURL: String
+        public var apiKey: String?
+        public var oauth: TokenCache.Configuration?
+        /// One HTTP attempt's limit (the overall deadline is per call).
+        public var requestTimeoutMs = 5000
+        /// Backoff when Cognigy gives no Retry-After.
+        public var backoff = Backoff(baseMs: 250, capMs: 8000)
+
+        public init(baseURL: String, apiKey: String?, oauth: TokenCache.Configuration?) {
+            var b = baseURL
+            while b.hasSuffix("/") { b.removeLast() }
+            self.baseURL = b
+            self.apiKey = apiKey
+            self.oauth = oauth
+        }
+    }
+
+    public let configuration: Configuration
+    public let tokens: TokenCache?
+    private let http: CurlHTTPClient
+
+    public init(configuration: Configuration, http: CurlHTTPClient = CurlHTTPClient()) {
+        self.configuration = configuration
+        self.http = http
+        tokens = configuration.oauth.map { TokenCache(configuration: $0, http: http) }
+    }
+
+    /// The request body: `{"userId": …, "context": …}`, the context nested under
+    /// `contextKey` when one is configured.
+    public static func body(userId: String, contextJSON: [UInt8], contextKey: String?) -> [UInt8] {
+        var w = JSONWriter(capacity: contextJSON.count + 64)
+        w.beginObject()
+        w.key("userId"); w.value(userId)
+        w.key("context")
+        if let contextKey {
+            w.beginObject(); w.key(contextKey); w.raw(contextJSON); w.endObject()
+        } else {
+            w.raw(contextJSON)
+        }
+        w.endObject()
+        return w.bytes
+    }
+
+    public func url(sessionId: String) -> String {
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove("/")
+        let segment = sessionId.addingPercentEncoding(withAllowedCharacters: allowed) ?? sessionId
+        return configuration.baseURL + "/new/v2.0/sessions/\(segment)/context/inject"
+    }
+
+    /// Tries until delivered, refused, or `deadlineMs` would be passed.
+    public func inject(sessionId: String, body: [UInt8], deadlineMs: Int) -> InjectOutcome {
+        let deadline = Date().addingTimeInterval(Double(deadlineMs) / 1000)
+        var attempt = 0
+        var refreshedAfter401 = false
+        while true {
+            attempt += 1
+            var headers = [("Content-Type", "application/json"), ("Accept", "application/json")]
+            var usedToken: String?
+            if let tokens {
+                do {
+                    let t = try tokens.token()
+                    usedToken = t
+                    headers.append(("Authorization", "Bearer \(t)"))
+                } catch {
+                    return .retryLater(reason: error.description, retryAfterMs: nil)
+                }
+            } else if let key = configuration.apiKey {
+                headers.append(("X-API-Key", key))
+            }
+            let remainingMs = Int(deadline.timeIntervalSinceNow * 1000)
+            guard remainingMs > 0 else { return .retryLater(reason: "deadline reached", retryAfterMs: nil) }
+            let request = HTTPClientRequest(
+                method: "POST", url: url(sessionId: sessionId), headers: headers, body: body,
+                timeoutMs: min(configuration.requestTimeoutMs, remainingMs), connectTimeoutMs: min(2000, remainingMs))
+            var hintMs: Double?
+            let reason: String
+            do {
+                let response = try http.send(request)
+                switch response.status {
+                case 200..<300:
+                    return .delivered(attempts: attempt)
+                case 401 where tokens != nil && !refreshedAfter401:
+                    // The token may have been revoked early: drop it and retry once at once.
+                    refreshedAfter401 = true
+                    if let usedToken { tokens?.invalidate(usedToken) }
+                    continue
+                case 429:
+                    hintMs = response.header("retry-after").flatMap {
+                        RetryAfter.delayMs($0, nowEpochSeconds: Date().timeIntervalSince1970)
+                    }
+                    reason = "429 Too Many Requests"
+                case 500..<600:
+                    reason = "HTTP \(response.status)"
+                default:
+                    let problem = try? JSONParser.parse(response.body)
+                    var detail = "", traceId = ""
+                    if case .string(let d)? = problem?["detail"] { detail = d } else if case .string(let t)? = problem?["title"] { detail = t }
+                    if case .string(let t)? = problem?["traceId"] { traceId = t }
+                    return .rejected(status: response.status, detail: detail, traceId: traceId)
+                }
+            } catch {
+                reason = error.description
+            }
+            let waitMs = hintMs ?? configuration.backoff.delayMs(attempt: attempt - 1, unit: Double.random(in: 0..<1))
+            if Date().addingTimeInterval(waitMs / 1000) >= deadline {
+                return .retryLater(reason: reason, retryAfterMs: hintMs)
+            }
+            usleep(UInt32(min(waitMs, 60_000) * 1000))
+        }
+    }
+}
