@@ -54,7 +54,7 @@ let package = Package(
             path: "Tests/CognigyTests"),
         .testTarget(
             name: "SessionServiceTests",
-            dependencies: ["SessionService", "SessionStore", "HTTPServer", "DialogWire", "TestSupport", "Locking", "Backoff"],
+            dependencies: ["SessionService", "SessionStore", "HTTPServer", "DialogWire", "TestSupport", "Locking", "Backoff", "Cognigy"],
             path: "Tests/SessionServiceTests"),
     ],
     swiftLanguageModes: [.v6]

@@ -1,6 +1,8 @@
 import DialogWire
 import Foundation
 import HTTPServer
+import Cognigy
+import SessionStore
 import TestSupport
 import XCTest
 @testable import SessionService
@@ -172,5 +174,23 @@ final class RestoreTests: XCTestCase {
         XCTAssertEqual(try post(whatsapp)["restore"], .string("sent"))
         XCTAssertEqual(fake.injects.first?.authorization, "Bearer tok-1")
         XCTAssertNil(fake.injects.first?.apiKey)
+    }
+
+    func testExpiredQueuedRestore_droppedAndCounted() throws {
+        fake.set(.down)
+        let outbox = try RestoreOutbox(path: directory.appendingPathComponent("o2.sqlite").path)
+        let restorer = Restorer(
+            client: CognigyClient(configuration: .init(baseURL: fake.baseURL, apiKey: "k", oauth: nil)), outbox: outbox,
+            contextKey: nil, inlineTimeoutMs: 200, ttlSeconds: 0, logger: Logger(level: .error) { _ in })
+        var snapshot = SessionSnapshot()
+        snapshot.conversationId = "old"
+        snapshot.sessionVersion = 3
+        XCTAssertEqual(restorer.restore(snapshot, restoredFrom: "web", userId: "u", sessionId: "s"), .queued)
+        fake.set(.ok)
+        usleep(1_100_000)  // past its expiry (TTL 0) and its next attempt
+        XCTAssertEqual(try restorer.deliverDue(), 1)
+        XCTAssertEqual(restorer.counts.dropped, 1)
+        XCTAssertEqual(fake.injects.count, 0, "an expired restore is not delivered")
+        XCTAssertEqual(try outbox.stats(nowMs: 0).depth, 0)
     }
 }
