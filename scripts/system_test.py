@@ -362,6 +362,205 @@ def scenario_graceful_shutdown():
         return f"SIGTERM with 32 requests in flight: all 32 answered 200, exit code 0 after {took:.2f}s"
 
 
+class Proxy:
+    """A TCP proxy in front of DynamoDB that a scenario can cut and restore (same port)."""
+
+    def __init__(self, target_host, target_port):
+        self.port = free_port()
+        self.target = (target_host, target_port)
+        self.conns = []
+        self.lock = threading.Lock()
+        self.listener = None
+        self.start()
+
+    def start(self):
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", self.port))
+        self.listener.listen(128)
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    def _accept(self, listener):
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self):
+        self.listener.close()
+        with self.lock:
+            for c in self.conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                    c.close()
+                except OSError:
+                    pass
+            self.conns = []
+
+
+def scenario_store_outage():
+    if not ARGS.moto_endpoint:
+        raise SkipScenario("no --moto-endpoint")
+    host, port = ARGS.moto_endpoint.split("//")[1].split(":")
+    proxy = Proxy(host, int(port))
+    with Workdir() as wd:
+        table = "outage-" + uuid.uuid4().hex[:8]
+        svc = Service(dynamo_env(table, f"http://127.0.0.1:{proxy.port}"), wd)
+        try:
+            ok = post_event(svc.port, {"conversationId": "o", "channel": "web", "eventId": "before"})
+            assert ok[0] == 200, ok
+            proxy.cut()
+            worst, codes = 0.0, []
+            for i in range(5):
+                t = time.time()
+                status, body, resp = request(svc.port, "POST", "/webhook/dialog", {"conversationId": "o", "channel": "web", "eventId": f"during{i}"})
+                worst = max(worst, time.time() - t)
+                codes.append((status, resp.getheader("Retry-After")))
+            assert all(c == (503, "1") for c in codes), codes
+            assert worst < 3.0, f"503 took {worst:.2f}s"
+            ready = request(svc.port, "GET", "/ready")[0]
+            health = request(svc.port, "GET", "/health")[0]
+            assert (ready, health) == (503, 200), (ready, health)
+            cut_at = time.time()
+            proxy.start()
+            recovered = None
+            while time.time() - cut_at < 20:
+                if request(svc.port, "POST", "/webhook/dialog", {"conversationId": "o", "channel": "web", "eventId": "after"})[0] == 200:
+                    recovered = time.time() - cut_at
+                    break
+                time.sleep(0.1)
+            assert recovered is not None, "writes did not recover"
+            assert request(svc.port, "GET", "/ready")[0] == 200
+            vs = versions_of(svc.port, "o")
+            assert sorted(v["sessionVersion"] for v in vs) == [1, 2], "nothing half-written during the outage"
+            return (f"DynamoDB cut: 5/5 webhooks 503 + Retry-After: 1 (slowest {worst:.2f}s), /ready 503, /health 200; "
+                    f"writes back {recovered:.2f}s after the endpoint returned; versions 1..2, nothing half-written")
+        finally:
+            svc.stop()
+            proxy.cut()
+
+
+class FakeCognigyHandler:
+    """State for the Cognigy fake: 'ok', 'down' (503) or 'limited' (429, Retry-After: 1)."""
+    mode = "ok"
+    delivered = []
+    attempts = 0
+    lock = threading.Lock()
+
+
+def start_fake_cognigy():
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class H(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            st = FakeCognigyHandler
+            with st.lock:
+                st.attempts += 1
+                mode = st.mode
+                if mode == "ok":
+                    st.delivered.append((self.path.split("/")[4], json.loads(body)))
+            if mode == "ok":
+                out = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+            elif mode == "limited":
+                out = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n"
+            else:
+                out = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+            self.wfile.write(out)
+
+        def log_message(self, *a):
+            pass
+
+    ThreadingHTTPServer.request_queue_size = 256
+    ThreadingHTTPServer.daemon_threads = True
+    server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def scenario_cognigy_outage():
+    fake = start_fake_cognigy()
+    st = FakeCognigyHandler
+    st.mode, st.delivered, st.attempts = "down", [], 0
+    with Workdir() as wd:
+        svc = Service({"SQLITE_PATH": os.path.join(wd, "s.sqlite"), "OUTBOX_PATH": os.path.join(wd, "o.sqlite"),
+                       "COGNIGY_API_BASE_URL": f"http://127.0.0.1:{fake.server_address[1]}", "COGNIGY_API_KEY": "k",
+                       "RESTORE_INLINE_TIMEOUT_MS": "300"}, wd)
+        try:
+            outcomes, lock = {}, threading.Lock()
+            n = 60
+
+            def worker(i):
+                for c in range(i, n, 8):
+                    cid = f"switch-{c}"
+                    post_event(svc.port, {"conversationId": cid, "channel": "web-chat", "slots": {"k": str(c)}})
+                    status, body, _ = post_event(svc.port, {"conversationId": cid, "channel": "whatsapp",
+                                                           "userId": f"u{c}", "sessionId": f"wa-{c}"})
+                    with lock:
+                        outcomes[cid] = body["restore"]
+                    if c == n // 2:
+                        st.mode = "limited"  # rate limiting for the second half
+            run_threads(8, worker)
+            assert all(o == "queued" for o in outcomes.values()), set(outcomes.values())
+            deleted = [f"switch-{c}" for c in range(0, n, 10)]
+            for cid in deleted:
+                assert request(svc.port, "DELETE", f"/sessions/{cid}")[0] == 204
+            attempts_during = st.attempts
+            st.mode = "ok"
+            recovered_at = time.time()
+            expected = {f"wa-{c}" for c in range(n)} - {f"wa-{c}" for c in range(0, n, 10)}
+            while time.time() - recovered_at < 60:
+                with st.lock:
+                    got = {s for s, _ in st.delivered}
+                if got >= expected:
+                    break
+                time.sleep(0.2)
+            took = time.time() - recovered_at
+            time.sleep(1.0)  # anything still to come would be a duplicate
+            with st.lock:
+                sessions = [s for s, _ in st.delivered]
+            assert set(sessions) == expected, f"missing {sorted(expected - set(sessions))[:5]}, extra {sorted(set(sessions) - expected)[:5]}"
+            assert len(sessions) == len(expected), f"{len(sessions) - len(expected)} delivered twice"
+            body = next(b for s, b in st.delivered if s == "wa-1")
+            assert body["context"]["k"] == "1" and body["context"]["restoredFrom"] == "web-chat", body
+            return (f"{n} channel switches during 503s then 429s: all queued; {len(deleted)} sessions deleted; "
+                    f"{attempts_during} refused attempts; after recovery {len(expected)}/{len(expected)} delivered exactly once "
+                    f"in {took:.1f}s, none for deleted sessions")
+        finally:
+            svc.stop()
+            fake.shutdown()
+
+
 class SkipScenario(Exception):
     pass
 
@@ -373,6 +572,8 @@ SCENARIOS = [
     ("crash", scenario_crash),
     ("hostile_clients", scenario_hostile_clients),
     ("graceful_shutdown", scenario_graceful_shutdown),
+    ("store_outage", scenario_store_outage),
+    ("cognigy_outage", scenario_cognigy_outage),
 ]
 
 

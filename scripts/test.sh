@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test. On a fresh Debian machine it installs what is missing, starts the real
 # servers the tests need (moto_server as a DynamoDB-compatible endpoint on a free loopback
-# port), builds, runs the whole suite, and stops the servers again.
+# port), runs the unit/integration suite, the system suite against the release binary, and
+# the unit suite again under TSan and ASan, then stops the servers.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -35,5 +36,17 @@ export CHECK_PYTHONPATH="$GEN"
 # DynamoDB tests must run here, not skip: the suite fails if they are skipped.
 export REQUIRE_DYNAMODB=1
 
+# 1. Unit and integration tests (real sockets, SQLite files, moto).
 swift build --build-tests
 swift test --skip-build
+
+# 2. System tests: the release binary as real processes (scripts/system_test.py).
+swift build -c release --product cognigy-session
+python3 scripts/system_test.py --binary .build/release/cognigy-session --moto-endpoint "$MOTO_ENDPOINT"
+
+# 3. The same unit tests under ThreadSanitizer and AddressSanitizer (XCTest itself leaks,
+#    so leak detection is off). SKIP_SANITIZERS=1 skips this step for a quick local run.
+if [[ "${SKIP_SANITIZERS:-0}" != "1" ]]; then
+  swift test --sanitize=thread --scratch-path .build-tsan
+  ASAN_OPTIONS=detect_leaks=0 swift test --sanitize=address --scratch-path .build-asan
+fi
