@@ -36,17 +36,37 @@ export CHECK_PYTHONPATH="$GEN"
 # DynamoDB tests must run here, not skip: the suite fails if they are skipped.
 export REQUIRE_DYNAMODB=1
 
+LOGS="$(mktemp -d)"
+# XCTest's closing line of a run: "Executed N tests, with [S tests skipped and] F failures".
+xctest_counts() { grep -E "^[[:space:]]*Executed [0-9]+ tests?, with" "$1" | tail -1 \
+  | sed -E 's/.*Executed ([0-9]+) tests?, with (([0-9]+) tests? skipped and )?([0-9]+) failures?.*/\1 \3 \4/'; }
+PASSED=0; FAILED=0
+tally() { # LOG: add that run's passed/failed to the totals
+  read -r n s f <<<"$(xctest_counts "$1")"
+  PASSED=$((PASSED + n - ${s:-0} - f)); FAILED=$((FAILED + f))
+}
+
 # 1. Unit and integration tests (real sockets, SQLite files, moto).
 swift build --build-tests
-swift test --skip-build
+swift test --skip-build --disable-swift-testing 2>&1 | tee "$LOGS/unit.log"
+tally "$LOGS/unit.log"
 
 # 2. System tests: the release binary as real processes (scripts/system_test.py).
 swift build -c release --product cognigy-session
-python3 scripts/system_test.py --binary .build/release/cognigy-session --moto-endpoint "$MOTO_ENDPOINT"
+python3 scripts/system_test.py --binary .build/release/cognigy-session --moto-endpoint "$MOTO_ENDPOINT" \
+  | tee "$LOGS/system.log"
+read -r sp sf <<<"$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOGS/system.log" | tail -1 | sed -E 's/^([0-9]+) passed, ([0-9]+) failed.*/\1 \2/')"
+PASSED=$((PASSED + sp)); FAILED=$((FAILED + sf))
 
 # 3. The same unit tests under ThreadSanitizer and AddressSanitizer (XCTest itself leaks,
 #    so leak detection is off). SKIP_SANITIZERS=1 skips this step for a quick local run.
 if [[ "${SKIP_SANITIZERS:-0}" != "1" ]]; then
-  swift test --sanitize=thread --scratch-path .build-tsan
-  ASAN_OPTIONS=detect_leaks=0 swift test --sanitize=address --scratch-path .build-asan
+  swift test --sanitize=thread --scratch-path .build-tsan --disable-swift-testing 2>&1 | tee "$LOGS/tsan.log"
+  tally "$LOGS/tsan.log"
+  ASAN_OPTIONS=detect_leaks=0 swift test --sanitize=address --scratch-path .build-asan --disable-swift-testing 2>&1 \
+    | tee "$LOGS/asan.log"
+  tally "$LOGS/asan.log"
 fi
+rm -rf "$LOGS"
+# One closing line for the whole run (unit ×3 with the sanitizers, plus system scenarios).
+echo "all: $PASSED passed, $FAILED failed"

@@ -68,8 +68,9 @@ public final class CognigyClient: Sendable {
         return configuration.baseURL + "/new/v2.0/sessions/\(segment)/context/inject"
     }
 
-    /// Tries until delivered, refused, or `deadlineMs` would be passed.
-    public func inject(sessionId: String, body: [UInt8], deadlineMs: Int) -> InjectOutcome {
+    /// Tries until delivered, refused, `maxAttempts` sends, or `deadlineMs` would be passed.
+    /// (A retry after a 401 token refresh does not count against `maxAttempts`.)
+    public func inject(sessionId: String, body: [UInt8], deadlineMs: Int, maxAttempts: Int = Int.max) -> InjectOutcome {
         let deadline = Date().addingTimeInterval(Double(deadlineMs) / 1000)
         var attempt = 0
         var refreshedAfter401 = false
@@ -123,7 +124,7 @@ public final class CognigyClient: Sendable {
                 reason = error.description
             }
             let waitMs = hintMs ?? configuration.backoff.delayMs(attempt: attempt - 1, unit: Double.random(in: 0..<1))
-            if Date().addingTimeInterval(waitMs / 1000) >= deadline {
+            if attempt - (refreshedAfter401 ? 1 : 0) >= maxAttempts || Date().addingTimeInterval(waitMs / 1000) >= deadline {
                 return .retryLater(reason: reason, retryAfterMs: hintMs)
             }
             usleep(UInt32(min(waitMs, 60_000) * 1000))

@@ -25,8 +25,10 @@ public final class Restorer: Sendable {
     let logger: Logger
     /// Background retries: attempt n waits up to min(cap, base·2^n) unless Cognigy said when.
     let retryBackoff = Backoff(baseMs: 1000, capMs: 60_000)
-    /// Background attempt deadline.
-    let backgroundDeadlineMs = 10_000
+    /// Background attempt deadline. Each background pass sends once: the wait before the
+    /// next try goes through the outbox, so a DELETE in between is seen before re-sending
+    /// (the system suite caught a restore delivered for a session deleted mid-retry).
+    let backgroundDeadlineMs = 5_000
     /// Worker poll interval.
     let pollIntervalMs: Int
     private let counters = Locked(Counters())
@@ -133,7 +135,7 @@ public final class Restorer: Sendable {
             guard (try? outbox.contains(conversationId: r.conversationId, sessionId: r.sessionId, revision: r.revision)) == true else {
                 continue
             }
-            switch client.inject(sessionId: r.sessionId, body: r.body, deadlineMs: backgroundDeadlineMs) {
+            switch client.inject(sessionId: r.sessionId, body: r.body, deadlineMs: backgroundDeadlineMs, maxAttempts: 1) {
             case .delivered:
                 _ = try? outbox.remove(conversationId: r.conversationId, sessionId: r.sessionId, revision: r.revision)
                 counters.withLock { $0.deliveredLater += 1 }

@@ -77,6 +77,14 @@ final class CognigyClientTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(fake.attempts, 2)
     }
 
+    func testMaxAttempts_oneSendThenRetryLater() {
+        fake.set(.down)
+        guard case .retryLater = client(apiKey: "k").inject(sessionId: "s", body: body, deadlineMs: 5000, maxAttempts: 1) else {
+            return XCTFail()
+        }
+        XCTAssertEqual(fake.attempts, 1, "the caller reschedules; no hidden retry loop")
+    }
+
     func testOther4xx_notRetried_detailAndTraceId() {
         fake.set(.problem(status: 404))
         XCTAssertEqual(
