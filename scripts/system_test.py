@@ -102,7 +102,7 @@ def post_event(port, event, max_tries=60):
         if status != 503:
             return status, body, retries
         retries += 1
-        time.sleep(min(float(resp.getheader("Retry-After", "1")), 1.0) * 0.2)
+        time.sleep(float(resp.getheader("Retry-After", "1")))  # as a real caller would
     return 503, None, retries
 
 
