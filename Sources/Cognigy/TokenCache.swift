@@ -47,7 +47,14 @@ public final class TokenCache: @unchecked Sendable {
     private var generation = 0
     private var lastResult: Result<String, TokenError>?
     private let clock: @Sendable () -> Double
-    public private(set) var refreshCount = 0
+    private var refreshCount = 0
+
+    /// Token requests made so far (read under the lock).
+    public var refreshes: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return refreshCount
+    }
 
     public init(configuration: Configuration, http: CurlHTTPClient, clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
         self.configuration = configuration

@@ -10,6 +10,7 @@ public struct Router: HTTPHandler {
     }
 
     private struct Route: Sendable {
+        let pattern: String
         let method: HTTPMethod
         let segments: [Segment]
         let handler: Handler
@@ -23,34 +24,42 @@ public struct Router: HTTPHandler {
         let segments = pattern.split(separator: "/").map { part -> Segment in
             part.hasPrefix(":") ? .parameter(String(part.dropFirst())) : .literal(String(part))
         }
-        routes.append(Route(method: method, segments: segments, handler: handler))
+        routes.append(Route(pattern: pattern, method: method, segments: segments, handler: handler))
     }
 
-    public func handle(_ request: HTTPRequest) -> HTTPResponse {
+    public func handle(_ request: HTTPRequest) -> HTTPResponse { route(request).response }
+
+    /// The response and the pattern of the route that matched the path (any method), e.g.
+    /// `/sessions/:id`: a low-cardinality label for metrics; nil when nothing matched.
+    public func route(_ request: HTTPRequest) -> (response: HTTPResponse, pattern: String?) {
         // Split keeping empty segments so "/health/" does not match "/health".
         var parts = request.path.split(separator: "/", omittingEmptySubsequences: false)
         if parts.first == "" { parts.removeFirst() }
         if parts.count == 1, parts[0] == "" { parts = [] }
         var allowed: [HTTPMethod] = []
         var badEscape = false
+        var matched: String?
         for route in routes {
             guard let params = match(route.segments, parts, badEscape: &badEscape) else { continue }
             if route.method == request.method || (request.method == .HEAD && route.method == .GET) {
-                return route.handler(request, params)
+                return (route.handler(request, params), route.pattern)
             }
+            matched = matched ?? route.pattern
             allowed.append(route.method)
         }
         if badEscape {
-            return .error(.badRequest, code: "invalid_path", message: "The path has an invalid percent-escape.")
+            return (.error(.badRequest, code: "invalid_path", message: "The path has an invalid percent-escape."), nil)
         }
         if !allowed.isEmpty {
             if allowed.contains(.GET) { allowed.append(.HEAD) }
-            return .error(
-                .methodNotAllowed, code: "method_not_allowed",
-                message: "\(request.method) is not allowed here; use \(allowed.map(\.rawValue).joined(separator: ", ")).",
-                headers: [("Allow", allowed.map(\.rawValue).joined(separator: ", "))])
+            return (
+                .error(
+                    .methodNotAllowed, code: "method_not_allowed",
+                    message: "\(request.method) is not allowed here; use \(allowed.map(\.rawValue).joined(separator: ", ")).",
+                    headers: [("Allow", allowed.map(\.rawValue).joined(separator: ", "))]), matched
+            )
         }
-        return .error(.notFound, code: "not_found", message: "No route for \(request.path).")
+        return (.error(.notFound, code: "not_found", message: "No route for \(request.path)."), nil)
     }
 
     private func match(_ segments: [Segment], _ parts: [Substring], badEscape: inout Bool) -> [String: String]? {

@@ -31,6 +31,7 @@ public struct Logger: Sendable {
         w.key("ts"); w.value(Self.timestamp())
         w.key("level"); w.value(l.name)
         w.key("msg"); w.value(msg)
+        if let id = RequestContext.requestId { w.key("request_id"); w.value(id) }
         for (k, v) in fields {
             w.key(k)
             switch v {

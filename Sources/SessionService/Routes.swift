@@ -12,16 +12,26 @@ public struct Routes: Sendable {
     public static let maxVersionsPage = 100
     public static let defaultVersionsPage = 20
 
-    public init(service: DialogService, config: ServiceConfiguration, logger: Logger) {
+    /// The `/metrics` body, assembled by the app (it knows the server and the restorer).
+    let metricsText: @Sendable () -> String
+
+    public init(
+        service: DialogService, config: ServiceConfiguration, logger: Logger, metricsText: @escaping @Sendable () -> String = { "" }
+    ) {
         self.service = service
         self.config = config
         self.logger = logger
+        self.metricsText = metricsText
     }
 
     public func router() -> Router {
         var r = Router()
         r.add(.GET, "/health") { _, _ in .json(.ok, Array(#"{"status":"ok"}"#.utf8)) }
         r.add(.GET, "/ready") { _, _ in ready() }
+        r.add(.GET, "/metrics") { _, _ in
+            HTTPResponse(
+                status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: Array(metricsText().utf8))
+        }
         r.add(.POST, "/webhook/dialog") { req, _ in webhook(req) }
         r.add(.GET, "/sessions/:id") { req, p in admin(req) { latest(p["id"]!) } }
         r.add(.DELETE, "/sessions/:id") { req, p in admin(req) { delete(p["id"]!) } }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Cognigy
 import HTTPServer
+import Locking
 import SessionStore
 import Synchronization
 
@@ -13,11 +14,12 @@ public final class ServiceApp: Sendable {
     public let service: DialogService
     public let logger: Logger
     private let sweeperStop = Atomic<Bool>(false)
+    public let metrics = Metrics()
 
     public init(configuration: ServiceConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
-        let store: any SessionStore
+        var store: any SessionStore
         switch configuration.store {
         case .sqlite:
             store = try SQLiteStore(
@@ -52,6 +54,8 @@ public final class ServiceApp: Sendable {
             }
             store = dynamo
         }
+        let dynamoClient = (store as? DynamoDBStore)?.client
+        store = InstrumentedStore(store, kind: configuration.store.rawValue, metrics: metrics)
         var limits = DialogService.Limits()
         limits.maxIdBytes = configuration.maxIdBytes
         limits.maxSnapshotBytes = configuration.maxSnapshotBytes
@@ -71,8 +75,56 @@ public final class ServiceApp: Sendable {
                 inlineTimeoutMs: configuration.restoreInlineTimeoutMs, ttlSeconds: configuration.sessionTTLSeconds, logger: logger)
         }
         service = DialogService(store: store, limits: limits, logger: logger, restorer: restorer)
-        let routes = Routes(service: service, config: configuration, logger: logger)
-        server = try HTTPServer(configuration: configuration.http, handler: routes.router())
+        let serverBox = Locked<HTTPServer?>(nil)
+        let service = self.service
+        let metrics = self.metrics
+        let routes = Routes(service: service, config: configuration, logger: logger) {
+            Self.scrape(metrics: metrics, service: service, server: serverBox.withLock { $0 }, dynamo: dynamoClient)
+        }
+        server = try HTTPServer(
+            configuration: configuration.http,
+            handler: InstrumentedHandler(router: routes.router(), metrics: metrics, logger: logger))
+        serverBox.withLock { $0 = server }
+    }
+
+    /// Counters kept elsewhere, read at scrape time.
+    static func scrape(metrics: Metrics, service: DialogService, server: HTTPServer?, dynamo: DynamoDBClient?) -> String {
+        var samples: [Metrics.Sample] = []
+        if let server {
+            samples.append(.init("cognigy_session_open_connections", "gauge", "Client connections open now.", [], Double(server.activeConnections)))
+            samples.append(.init(
+                "cognigy_session_rejected_connections_total", "counter", "Connections refused because MAX_CONNECTIONS were open.", [],
+                Double(server.rejectedConnectionCount)))
+            samples.append(.init(
+                "cognigy_session_protocol_errors_total", "counter", "Requests answered with a framing error (400/408/413/431/...).", [],
+                Double(server.protocolErrorCount)))
+        }
+        if let restorer = service.restorer {
+            let c = restorer.counts
+            for (outcome, value) in [("sent", c.sent), ("queued", c.queued), ("failed", c.failed), ("dropped", c.dropped), ("delivered_later", c.deliveredLater)] {
+                samples.append(.init(
+                    "cognigy_session_restores_total", "counter",
+                    "Restores into Cognigy by outcome: sent inline, queued, failed (refused), dropped (expired), delivered_later (from the outbox).",
+                    [("outcome", outcome)], Double(value)))
+            }
+            if let stats = try? restorer.outbox.stats(nowMs: DialogService.wallClockMs()) {
+                samples.append(.init("cognigy_session_outbox_depth", "gauge", "Restores waiting in the outbox.", [], Double(stats.depth)))
+                samples.append(.init(
+                    "cognigy_session_outbox_oldest_age_seconds", "gauge", "Age of the oldest restore waiting in the outbox.", [],
+                    Double(stats.oldestAgeMs) / 1000))
+            }
+            samples.append(.init(
+                "cognigy_session_token_refreshes_total", "counter", "OAuth2 token requests made to COGNIGY_TOKEN_URL.", [],
+                Double(restorer.client.tokens?.refreshes ?? 0)))
+        }
+        if let dynamo {
+            for (op, n) in dynamo.requestCounts.sorted(by: { $0.key < $1.key }) {
+                samples.append(.init(
+                    "cognigy_session_dynamodb_requests_total", "counter", "HTTP requests sent to DynamoDB (retries included), by operation.",
+                    [("operation", op)], Double(n)))
+            }
+        }
+        return metrics.render(samples)
     }
 
     public func start() throws {
