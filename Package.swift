@@ -14,24 +14,25 @@ let package = Package(
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         .systemLibrary(name: "CCurl", path: "Sources/CCurl"),
 
-        // A pthread-mutex lock (visible to ThreadSanitizer), shared by the layers below.
-        .target(name: "Locking", path: "Sources/Locking"),
+        // The POSIX primitives every layer shares: a pthread-mutex lock (visible to
+        // ThreadSanitizer), detached threads, and the monotonic clock.
+        .target(name: "Primitives", path: "Sources/Primitives"),
         // Capped exponential backoff with full jitter: pure arithmetic.
         .target(name: "Backoff", path: "Sources/Backoff"),
         // Pure code, no I/O: protobuf wire codec, JSON, proto3 JSON/form mappings.
         .target(name: "DialogWire", path: "Sources/DialogWire"),
         // Sockets, HTTP/1.1 framing and routing.
-        .target(name: "HTTPServer", dependencies: ["Locking"], path: "Sources/HTTPServer"),
+        .target(name: "HTTPServer", dependencies: ["Primitives"], path: "Sources/HTTPServer"),
         // Outgoing HTTP over libcurl (TLS, connection reuse, SigV4), shared by DynamoDB and Cognigy.
-        .target(name: "HTTPClient", dependencies: ["CCurl", "Locking"], path: "Sources/HTTPClient"),
+        .target(name: "HTTPClient", dependencies: ["CCurl", "Primitives"], path: "Sources/HTTPClient"),
         // Cognigy REST API: OAuth2 token cache, context-inject client with 429 backoff.
-        .target(name: "Cognigy", dependencies: ["HTTPClient", "Backoff", "DialogWire", "Locking"], path: "Sources/Cognigy"),
+        .target(name: "Cognigy", dependencies: ["HTTPClient", "Backoff", "DialogWire", "Primitives"], path: "Sources/Cognigy"),
         // Snapshot persistence: the store protocol and the SQLite store.
-        .target(name: "SessionStore", dependencies: ["DialogWire", "CSQLite", "Locking", "HTTPClient", "Backoff"], path: "Sources/SessionStore"),
+        .target(name: "SessionStore", dependencies: ["DialogWire", "CSQLite", "Primitives", "HTTPClient", "Backoff"], path: "Sources/SessionStore"),
         // The ingest pipeline, merge rules, configuration and routes.
         .target(
             name: "SessionService",
-            dependencies: ["DialogWire", "HTTPServer", "SessionStore", "Locking", "Backoff", "HTTPClient", "Cognigy", "CSQLite"],
+            dependencies: ["DialogWire", "HTTPServer", "SessionStore", "Primitives", "Backoff", "HTTPClient", "Cognigy", "CSQLite"],
             path: "Sources/SessionService"),
         // Wiring, command line, signals.
         .executableTarget(
@@ -40,21 +41,21 @@ let package = Package(
             path: "Sources/cognigy-session"),
 
         // Test helpers shared by the test targets (a raw-socket HTTP client).
-        .target(name: "TestSupport", dependencies: ["Locking", "HTTPServer"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Primitives", "HTTPServer"], path: "Tests/TestSupport"),
         .testTarget(
             name: "DialogWireTests", dependencies: ["DialogWire"], path: "Tests/DialogWireTests",
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport", "Locking"], path: "Tests/HTTPServerTests"),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport", "Primitives"], path: "Tests/HTTPServerTests"),
         .testTarget(
             name: "SessionStoreTests",
-            dependencies: ["SessionStore", "DialogWire", "CSQLite", "HTTPServer", "HTTPClient", "Backoff", "Locking"],
+            dependencies: ["SessionStore", "DialogWire", "CSQLite", "HTTPServer", "HTTPClient", "Backoff", "Primitives"],
             path: "Tests/SessionStoreTests"),
         .testTarget(
-            name: "CognigyTests", dependencies: ["Cognigy", "HTTPServer", "HTTPClient", "Locking", "Backoff", "DialogWire"],
+            name: "CognigyTests", dependencies: ["Cognigy", "HTTPServer", "HTTPClient", "Primitives", "Backoff", "DialogWire"],
             path: "Tests/CognigyTests"),
         .testTarget(
             name: "SessionServiceTests",
-            dependencies: ["SessionService", "SessionStore", "HTTPServer", "DialogWire", "TestSupport", "Locking", "Backoff", "Cognigy"],
+            dependencies: ["SessionService", "SessionStore", "HTTPServer", "DialogWire", "TestSupport", "Primitives", "Backoff", "Cognigy"],
             path: "Tests/SessionServiceTests"),
     ],
     swiftLanguageModes: [.v6]

@@ -14,8 +14,4 @@ static inline int csqlite_bind_blob_transient(sqlite3_stmt *stmt, int index, con
     if (bytes == 0) { return sqlite3_bind_zeroblob(stmt, index, 0); }
     return sqlite3_bind_blob(stmt, index, blob, bytes, SQLITE_TRANSIENT);
 }
-
-// Extended result codes Swift does not import (they are macro expressions).
-static inline int csqlite_constraint_primarykey(void) { return SQLITE_CONSTRAINT_PRIMARYKEY; }
-static inline int csqlite_constraint_unique(void) { return SQLITE_CONSTRAINT_UNIQUE; }
 #endif

@@ -1,5 +1,5 @@
 import CCurl
-import Locking
+import Primitives
 
 /// An outgoing HTTP request. Bodies and answers are bytes.
 public struct HTTPClientRequest: Sendable {

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Primitives
 
 /// One client connection, served on its own thread: read a head, read the body, call the
 /// handler, write the response, repeat while keep-alive holds. Every wait has a deadline,

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Locking
+import Primitives
 
 /// IMF-fixdate for the Date header (RFC 9110 §6.6.1), formatted at most once a second.
 final class HTTPDateCache: Sendable {

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Locking
+import Primitives
 import Synchronization
 
 /// An HTTP/1.1 server on POSIX sockets: one accept thread, one thread per connection

@@ -1,20 +1,13 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Primitives
 
 /// A system call failed; `operation` names it.
 public struct SocketError: Error, CustomStringConvertible, Sendable {
     public let operation: String
     public let errno: Int32
     public var description: String { "\(operation) failed: \(String(cString: strerror(errno)))" }
-}
-
-/// Milliseconds on the monotonic clock (immune to wall-clock changes).
-@inline(__always)
-func monotonicMs() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
 }
 
 enum Sockets {
@@ -97,28 +90,4 @@ enum Sockets {
         var tv = timeval(tv_sec: ms / 1000, tv_usec: (ms % 1000) * 1000)
         setsockopt(fd, SOL_SOCKET, option, &tv, socklen_t(MemoryLayout<timeval>.size))
     }
-}
-
-/// Starts a detached POSIX thread with a given stack size.
-func spawnThread(stackBytes: Int, _ body: @escaping @Sendable () -> Void) -> Bool {
-    final class Box {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-    var attr = pthread_attr_t()
-    pthread_attr_init(&attr)
-    defer { pthread_attr_destroy(&attr) }
-    pthread_attr_setstacksize(&attr, stackBytes)
-    pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
-    let box = Unmanaged.passRetained(Box(body)).toOpaque()
-    var thread = pthread_t()
-    let rc = pthread_create(&thread, &attr, { arg in
-        Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().body()
-        return nil
-    }, box)
-    if rc != 0 {
-        Unmanaged<Box>.fromOpaque(box).release()
-        return false
-    }
-    return true
 }

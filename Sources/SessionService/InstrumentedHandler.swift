@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import HTTPServer
+import Primitives
 
 /// In front of the router: gives each request an id (from `X-Request-Id`, or a new one)
 /// that every log line on this thread carries and the response echoes, and records the
@@ -19,8 +20,7 @@ public struct InstrumentedHandler: HTTPHandler {
     }
 
     public func handle(_ request: HTTPRequest) -> HTTPResponse {
-        var start = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &start)
+        let start = monotonicNanoseconds()
         let id = RequestContext.id(from: request.headers["x-request-id"])
         var (response, pattern) = RequestContext.with(id) { () -> (HTTPResponse, String?) in
             let r = router.route(request)
@@ -33,9 +33,7 @@ public struct InstrumentedHandler: HTTPHandler {
             return r
         }
         response.headers.append(("X-Request-Id", id))
-        var end = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &end)
-        let seconds = Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) / 1e9
+        let seconds = Double(monotonicNanoseconds() - start) / 1e9
         let method = Self.knownMethods.contains(request.method.rawValue) ? request.method.rawValue : "other"
         metrics.recordRequest(route: pattern ?? "unmatched", method: method, status: response.status.code, seconds: seconds)
         return response

@@ -1,37 +1,42 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DialogWire
+import Primitives
 import SessionStore
 
 /// Wraps a store to time its operations and count errors and conflicts (for /metrics).
+/// Series keys are built once here, so a store call renders no label text.
 public struct InstrumentedStore: SessionStore {
     public let base: any SessionStore
-    let kind: String
     let metrics: Metrics
+    private let series: [String: (duration: Metrics.Series, unavailable: Metrics.Series, rejected: Metrics.Series)]
+    private let conflicts: Metrics.Series
 
     public init(_ base: any SessionStore, kind: String, metrics: Metrics) {
         self.base = base
-        self.kind = kind
         self.metrics = metrics
+        var series: [String: (Metrics.Series, Metrics.Series, Metrics.Series)] = [:]
+        for op in ["latest", "insert", "version", "versions", "delete", "ready", "sweep"] {
+            let errors = "cognigy_session_store_errors_total"
+            series[op] = (
+                Metrics.series("cognigy_session_store_operation_duration_seconds", [("store", kind), ("operation", op)]),
+                Metrics.series(errors, [("store", kind), ("operation", op), ("kind", "unavailable")]),
+                Metrics.series(errors, [("store", kind), ("operation", op), ("kind", "rejected")])
+            )
+        }
+        self.series = series
+        conflicts = Metrics.series("cognigy_session_store_conflicts_total", [("store", kind)])
     }
 
     private func timed<T>(_ op: String, _ body: () throws(StoreError) -> T) throws(StoreError) -> T {
-        var start = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &start)
-        defer {
-            var end = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &end)
-            let seconds = Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) / 1e9
-            metrics.observe("cognigy_session_store_operation_duration_seconds", [("store", kind), ("operation", op)], seconds: seconds)
-        }
+        let keys = series[op]!
+        let start = monotonicNanoseconds()
+        defer { metrics.observe(keys.duration, seconds: Double(monotonicNanoseconds() - start) / 1e9) }
         do {
             return try body()
         } catch {
             switch error {
-            case .versionConflict: metrics.increment("cognigy_session_store_conflicts_total", [("store", kind)])
-            case .unavailable: metrics.increment("cognigy_session_store_errors_total", [("store", kind), ("operation", op), ("kind", "unavailable")])
-            case .invalidRequest: metrics.increment("cognigy_session_store_errors_total", [("store", kind), ("operation", op), ("kind", "rejected")])
+            case .versionConflict: metrics.increment(conflicts)
+            case .unavailable: metrics.increment(keys.unavailable)
+            case .invalidRequest: metrics.increment(keys.rejected)
             }
             throw error
         }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Locking
+import Primitives
 
 /// Counters and histograms in the Prometheus text exposition format (version 0.0.4), our
 /// own small implementation. Labels are low-cardinality by construction: routes are
@@ -11,9 +11,15 @@ public final class Metrics: Sendable {
     /// Latency buckets in seconds.
     public static let buckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
-    struct Series: Hashable {
+    /// One time series: a name and its rendered labels. Build it once (`series(_:_:)`) where
+    /// the labels are fixed and reuse it, so an update renders no label text.
+    public struct Series: Hashable, Sendable {
         let name: String
         let labels: String  // rendered `{a="x",b="y"}` or ""
+    }
+
+    public static func series(_ name: String, _ labels: [(String, String)]) -> Series {
+        Series(name: name, labels: Self.labels(labels))
     }
 
     struct Histogram {
@@ -65,17 +71,19 @@ public final class Metrics: Sendable {
     }
 
     public func increment(_ name: String, _ labels: [(String, String)], by value: Double = 1) {
-        let series = Series(name: name, labels: Self.labels(labels))
+        increment(Self.series(name, labels), by: value)
+    }
+
+    public func increment(_ series: Series, by value: Double = 1) {
         shard.withLock { $0.counters[series, default: 0] += value }
     }
 
     public func observe(_ name: String, _ labels: [(String, String)], seconds: Double) {
-        let series = Series(name: name, labels: Self.labels(labels))
-        shard.withLock { s in
-            var h = s.histograms[series] ?? Histogram()
-            Self.add(&h, seconds)
-            s.histograms[series] = h
-        }
+        observe(Self.series(name, labels), seconds: seconds)
+    }
+
+    public func observe(_ series: Series, seconds: Double) {
+        shard.withLock { Self.add(&$0.histograms[series, default: Histogram()], seconds) }
     }
 
     /// One request: its counter and its latency, under one lock.

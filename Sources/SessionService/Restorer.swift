@@ -4,7 +4,7 @@ import Glibc
 import Backoff
 import Cognigy
 import DialogWire
-import Locking
+import Primitives
 import SessionStore
 
 /// Pushes a conversation's context into a new Cognigy session (SPEC "Channel switch").
@@ -95,7 +95,7 @@ public final class Restorer: Sendable {
     /// Starts the background deliverer.
     public func start() {
         workerDone.withLock { $0 = false }
-        Thread.detach { [self] in
+        spawnThread { [self] in
             defer { workerDone.withLock { $0 = true } }
             while !stopping.withLock({ $0 }) {
                 let delivered = (try? deliverDue()) ?? 0

@@ -3,7 +3,7 @@ import Glibc
 #endif
 import Cognigy
 import HTTPServer
-import Locking
+import Primitives
 import SessionStore
 import Synchronization
 
@@ -151,7 +151,7 @@ public final class ServiceApp: Sendable {
         let store = service.store
         let interval = configuration.sweepIntervalSeconds
         let logger = self.logger
-        Thread.detach { [self] in
+        spawnThread { [self] in
             var slept = 0
             while !sweeperStop.load(ordering: .relaxed) {
                 usleep(200_000)
@@ -165,19 +165,6 @@ public final class ServiceApp: Sendable {
                     logger.warn("sweep failed", [("error", .string("\(error)"))])
                 }
             }
-        }
-    }
-}
-
-enum Thread {
-    static func detach(_ body: @escaping @Sendable () -> Void) {
-        final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
-        var tid = pthread_t()
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        if pthread_create(&tid, nil, { Unmanaged<Box>.fromOpaque($0!).takeRetainedValue().body(); return nil }, box) == 0 {
-            pthread_detach(tid)
-        } else {
-            Unmanaged<Box>.fromOpaque(box).release()
         }
     }
 }

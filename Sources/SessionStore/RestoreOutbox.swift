@@ -1,5 +1,5 @@
 import Foundation
-import Locking
+import Primitives
 
 /// One restore waiting to be delivered to Cognigy.
 public struct PendingRestore: Sendable, Equatable {
@@ -52,13 +52,7 @@ public final class RestoreOutbox: Sendable {
     }
 
     private func run<T: Sendable>(_ what: String, _ body: (SQLiteConnection) throws(SQLiteConnection.Failure) -> T) throws(StoreError) -> T {
-        let result: Result<T, SQLiteConnection.Failure> = connection.withLock { conn in
-            Result { () throws(SQLiteConnection.Failure) in try body(conn) }
-        }
-        switch result {
-        case .success(let v): return v
-        case .failure(let f): throw .unavailable("outbox \(what): \(f.message)")
-        }
+        try connection.run("outbox \(what)", body)
     }
 
     /// Stores (or replaces) the restore for (conversation, session); returns its revision.

@@ -1,4 +1,5 @@
 import CSQLite
+import Primitives
 
 /// One SQLite connection with its prepared statements. Not thread-safe by itself: the
 /// store only touches it inside a lock, which is why it is opened SQLITE_OPEN_NOMUTEX.
@@ -89,6 +90,22 @@ final class SQLiteConnection: @unchecked Sendable {
     }
 
     var changes: Int { Int(sqlite3_changes(db)) }
+}
+
+extension Locked where Value == SQLiteConnection {
+    /// Runs `body` holding this connection's lock; SQLite failures become
+    /// `StoreError.unavailable` naming `what`.
+    func run<T: Sendable>(
+        _ what: String, _ body: (SQLiteConnection) throws(SQLiteConnection.Failure) -> T
+    ) throws(StoreError) -> T {
+        let result: Result<T, SQLiteConnection.Failure> = withLock { conn in
+            Result { () throws(SQLiteConnection.Failure) in try body(conn) }
+        }
+        switch result {
+        case .success(let value): return value
+        case .failure(let f): throw .unavailable("\(what): \(f.message) (sqlite \(f.extended))")
+        }
+    }
 }
 
 struct Binder {

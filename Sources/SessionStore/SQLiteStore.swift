@@ -2,7 +2,7 @@ import CSQLite
 import DialogWire
 import Foundation
 import Dispatch
-import Locking
+import Primitives
 
 /// The embedded store: one row per (conversation_id, version) in a SQLite file in WAL mode.
 /// The primary key is the conditional write. Several processes may share the file: WAL lets
@@ -243,27 +243,13 @@ public final class SQLiteStore: SessionStore {
     private func read<T: Sendable>(
         _ what: String, _ body: (SQLiteConnection) throws(SQLiteConnection.Failure) -> T
     ) throws(StoreError) -> T {
-        try run(on: reader, what, body)
+        try reader.run(what, body)
     }
 
     private func write<T: Sendable>(
         _ what: String, _ body: (SQLiteConnection) throws(SQLiteConnection.Failure) -> T
     ) throws(StoreError) -> T {
-        try run(on: writer, what, body)
-    }
-
-    /// Runs `body` holding the connection's lock; maps SQLite failures to `StoreError`.
-    private func run<T: Sendable>(
-        on connection: Locked<SQLiteConnection>, _ what: String,
-        _ body: (SQLiteConnection) throws(SQLiteConnection.Failure) -> T
-    ) throws(StoreError) -> T {
-        let result: Result<T, SQLiteConnection.Failure> = connection.withLock { conn in
-            Result { () throws(SQLiteConnection.Failure) in try body(conn) }
-        }
-        switch result {
-        case .success(let value): return value
-        case .failure(let f): throw Self.mapFailure(f, what)
-        }
+        try writer.run(what, body)
     }
 }
 

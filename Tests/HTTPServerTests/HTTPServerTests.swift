@@ -1,5 +1,5 @@
 import Foundation
-import Locking
+import Primitives
 import TestSupport
 import XCTest
 @testable import HTTPServer

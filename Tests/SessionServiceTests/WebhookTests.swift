@@ -2,7 +2,7 @@ import CSQLite
 import DialogWire
 import Foundation
 import SessionStore
-import Locking
+import Primitives
 import TestSupport
 import HTTPServer
 import XCTest

@@ -1,7 +1,7 @@
 import CSQLite
 import DialogWire
 import Foundation
-import Locking
+import Primitives
 import XCTest
 @testable import SessionStore
 

@@ -1,6 +1,6 @@
 import Foundation
 import HTTPServer
-import Locking
+import Primitives
 
 /// A local stand-in for Cognigy's REST API and its OAuth2 token endpoint, on real sockets.
 /// Tests program how it answers and read what it received.

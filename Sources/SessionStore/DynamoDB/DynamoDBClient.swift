@@ -2,7 +2,7 @@ import Backoff
 import DialogWire
 import Foundation
 import HTTPClient
-import Locking
+import Primitives
 
 /// The DynamoDB JSON protocol over libcurl: `POST /` with `X-Amz-Target:
 /// DynamoDB_20120810.<Operation>`, `application/x-amz-json-1.0`, SigV4-signed by libcurl.
@@ -90,11 +90,4 @@ public final class DynamoDBClient: Sendable {
         }
         throw last
     }
-}
-
-@inline(__always)
-func monotonicMs() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
 }
