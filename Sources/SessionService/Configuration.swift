@@ -74,7 +74,7 @@ public struct ServiceConfiguration: Sendable {
         .init(name: "MAX_CONNECTIONS", defaultValue: "1024", help: "open connections at once; more get 503", secret: false),
         .init(name: "DRAIN_TIMEOUT_MS", defaultValue: "10000", help: "on SIGTERM/SIGINT, time for in-flight requests to finish", secret: false),
         .init(name: "MAX_JSON_DEPTH", defaultValue: "32", help: "deepest JSON nesting accepted in a body → 400", secret: false),
-        .init(name: "MAX_ID_BYTES", defaultValue: "512", help: "longest conversationId, channel, intent, userId, sessionId, eventId → 400", secret: false),
+        .init(name: "MAX_ID_LENGTH", defaultValue: "512", help: "longest conversationId, channel, intent, userId, sessionId, eventId in characters (at most 512: DynamoDB keys are ≤ 2048 bytes) → 400", secret: false),
         .init(name: "MAX_SNAPSHOT_BYTES", defaultValue: "262144", help: "largest merged snapshot (DynamoDB items stop at 400 KB) → 413", secret: false),
         .init(name: "WRITE_MAX_ATTEMPTS", defaultValue: "10", help: "conditional-write attempts on version conflicts before 503", secret: false),
         .init(name: "LOG_LEVEL", defaultValue: "info", help: "debug, info, warn or error; JSON lines on stderr", secret: false),
@@ -109,7 +109,7 @@ public struct ServiceConfiguration: Sendable {
     public var webhookAPIKey: String?
     public var adminToken: String?
     public var maxJSONDepth = 32
-    public var maxIdBytes = 512
+    public var maxIdLength = 512
     public var maxSnapshotBytes = 262_144
     public var writeMaxAttempts = 10
     public var logLevel: LogLevel = .info
@@ -187,7 +187,7 @@ public struct ServiceConfiguration: Sendable {
         c.http.maxConnections = try p.int("MAX_CONNECTIONS", 1...100_000)
         c.http.drainTimeoutMs = try p.int("DRAIN_TIMEOUT_MS", 0...3_600_000)
         c.maxJSONDepth = try p.int("MAX_JSON_DEPTH", 2...512)
-        c.maxIdBytes = try p.int("MAX_ID_BYTES", 16...2048)
+        c.maxIdLength = try p.int("MAX_ID_LENGTH", 16...512)
         c.maxSnapshotBytes = try p.int("MAX_SNAPSHOT_BYTES", 1024...(400 * 1024))
         c.writeMaxAttempts = try p.int("WRITE_MAX_ATTEMPTS", 1...100)
         switch try p.string("LOG_LEVEL").lowercased() {

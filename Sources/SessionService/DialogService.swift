@@ -43,7 +43,9 @@ public struct IngestResult: Sendable {
 /// replicas can serve one conversation.
 public final class DialogService: Sendable {
     public struct Limits: Sendable {
-        public var maxIdBytes = 512
+        /// Longest id-like field, in characters (Unicode scalars, as JSON Schema's `maxLength`
+        /// counts); 512 characters are at most 2,048 UTF-8 bytes, DynamoDB's partition-key limit.
+        public var maxIdLength = 512
         public var maxSnapshotBytes = 262_144
         public var writeMaxAttempts = 10
         public var sessionTTLSeconds: Int64 = 604_800
@@ -83,8 +85,8 @@ public final class DialogService: Sendable {
         for (name, value) in [
             ("conversationId", event.conversationId), ("channel", event.channel), ("intent", event.intent),
             ("userId", event.userId), ("sessionId", event.sessionId), ("eventId", event.eventId),
-        ] where value.utf8.count > limits.maxIdBytes {
-            throw .invalidEvent("Field '\(name)' is longer than \(limits.maxIdBytes) bytes.")
+        ] where value.unicodeScalars.count > limits.maxIdLength {
+            throw .invalidEvent("Field '\(name)' is longer than \(limits.maxIdLength) characters.")
         }
     }
 

@@ -33,12 +33,12 @@ public struct Routes: Sendable {
                 status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: Array(metricsText().utf8))
         }
         r.add(.POST, "/webhook/dialog") { req, _ in webhook(req) }
-        r.add(.GET, "/sessions/:id") { req, p in admin(req) { latest(p["id"]!) } }
-        r.add(.DELETE, "/sessions/:id") { req, p in admin(req) { delete(p["id"]!) } }
-        r.add(.GET, "/sessions/:id/versions") { req, p in admin(req) { versions(p["id"]!, req) } }
-        r.add(.GET, "/sessions/:id/versions/:n") { req, p in admin(req) { version(p["id"]!, p["n"]!) } }
-        r.add(.POST, "/sessions/:id/rollback") { req, p in admin(req) { rollback(p["id"]!, req) } }
-        r.add(.POST, "/sessions/:id/restore") { req, p in admin(req) { restore(p["id"]!, req) } }
+        r.add(.GET, "/sessions/:id") { req, p in admin(req, p) { latest($0) } }
+        r.add(.DELETE, "/sessions/:id") { req, p in admin(req, p) { delete($0) } }
+        r.add(.GET, "/sessions/:id/versions") { req, p in admin(req, p) { versions($0, req) } }
+        r.add(.GET, "/sessions/:id/versions/:n") { req, p in admin(req, p) { version($0, p["n"]!) } }
+        r.add(.POST, "/sessions/:id/rollback") { req, p in admin(req, p) { rollback($0, req) } }
+        r.add(.POST, "/sessions/:id/restore") { req, p in admin(req, p) { restore($0, req) } }
         return r
     }
 
@@ -132,7 +132,10 @@ public struct Routes: Sendable {
 
     // MARK: sessions API
 
-    private func admin(_ req: HTTPRequest, _ body: () -> HTTPResponse) -> HTTPResponse {
+    /// Checks the admin token, then the conversation id of the path: an id longer than the
+    /// webhook accepts can never be stored, and must not reach the store (DynamoDB rejects
+    /// keys over 2,048 bytes as a validation error).
+    private func admin(_ req: HTTPRequest, _ params: [String: String], _ body: (String) -> HTTPResponse) -> HTTPResponse {
         if let token = config.adminToken {
             guard let given = bearer(req), constantTimeEquals(given, token) else {
                 return .error(
@@ -140,7 +143,12 @@ public struct Routes: Sendable {
                     headers: [("WWW-Authenticate", "Bearer")])
             }
         }
-        return body()
+        let id = params["id"]!
+        guard id.unicodeScalars.count <= config.maxIdLength else {
+            return .error(
+                .badRequest, code: "invalid_path", message: "The conversation id is longer than \(config.maxIdLength) characters.")
+        }
+        return body(id)
     }
 
     private func snapshotResponse(_ stored: StoredVersion) -> HTTPResponse {
@@ -264,13 +272,25 @@ public struct Routes: Sendable {
         do { json = try JSONParser.parse(req.body, maxDepth: config.maxJSONDepth) } catch {
             return .error(.badRequest, code: "invalid_body", message: "Body is not valid JSON: \(error).")
         }
+        guard case .object = json else {
+            return .error(.badRequest, code: "invalid_body", message: "Body must be a JSON object.")
+        }
         guard case .string(let sessionId)? = json["sessionId"], !sessionId.isEmpty,
             case .string(let userId)? = json["userId"], !userId.isEmpty
         else {
             return .error(.badRequest, code: "invalid_body", message: "Fields 'userId' and 'sessionId' are required strings.")
         }
         var channel: String?
-        if case .string(let c)? = json["channel"] { channel = c }
+        switch json["channel"] {
+        case nil, .null?: break
+        case .string(let c)?: channel = c
+        default: return .error(.badRequest, code: "invalid_body", message: "Field 'channel' must be a string.")
+        }
+        for (name, value) in [("userId", userId), ("sessionId", sessionId), ("channel", channel ?? "")]
+        where value.unicodeScalars.count > config.maxIdLength {
+            return .error(
+                .badRequest, code: "invalid_body", message: "Field '\(name)' is longer than \(config.maxIdLength) characters.")
+        }
         do {
             guard let stored = try service.store.latest(id) else { return notFound(id) }
             guard case .success(let snapshot) = stored.snapshot else { return corrupt(stored) }

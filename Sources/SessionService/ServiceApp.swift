@@ -57,7 +57,7 @@ public final class ServiceApp: Sendable {
         let dynamoClient = (store as? DynamoDBStore)?.client
         store = InstrumentedStore(store, kind: configuration.store.rawValue, metrics: metrics)
         var limits = DialogService.Limits()
-        limits.maxIdBytes = configuration.maxIdBytes
+        limits.maxIdLength = configuration.maxIdLength
         limits.maxSnapshotBytes = configuration.maxSnapshotBytes
         limits.writeMaxAttempts = configuration.writeMaxAttempts
         limits.sessionTTLSeconds = configuration.sessionTTLSeconds

@@ -61,6 +61,8 @@ final class ConfigurationTests: XCTestCase {
         assertError(["CONFIG_FILE": empty, "SESSION_STORE": "redis"], variable: "SESSION_STORE")
         assertError(["CONFIG_FILE": empty, "MAX_BODY_BYTES": "-1"], variable: "MAX_BODY_BYTES")
         assertError(["CONFIG_FILE": empty, "LOG_LEVEL": "loud"], variable: "LOG_LEVEL")
+        // Above 512 characters a conversation id could pass DynamoDB's 2,048-byte key limit.
+        assertError(["CONFIG_FILE": empty, "MAX_ID_LENGTH": "513"], variable: "MAX_ID_LENGTH")
         assertError(["CONFIG_FILE": empty, "COGNIGY_API_BASE_URL": "api.cognigy.ai"], variable: "COGNIGY_API_BASE_URL")
         assertError(["CONFIG_FILE": empty, "DYNAMODB_CREATE_TABLE": "maybe"], variable: "DYNAMODB_CREATE_TABLE")
         assertError(["CONFIG_FILE": empty, "COGNIGY_CLIENT_ID": "id"], variable: "COGNIGY_CLIENT_ID")

@@ -166,6 +166,20 @@ final class RestoreTests: XCTestCase {
             port: port, method: "POST", path: "/sessions/c1/restore", headers: [("Content-Type", "application/json")],
             body: Array(#"{"userId":"u"}"#.utf8))
         XCTAssertEqual(bad.status, 400)
+        // Each field the body names is checked: a wrong type or an over-long id is a 400, and
+        // nothing is sent.
+        let sentBefore = fake.injects.count
+        for body in [
+            #"{"channel":5,"userId":"u","sessionId":"s"}"#, #"["userId","sessionId"]"#,
+            #"{"userId":"u","sessionId":"\#(String(repeating: "s", count: 513))"}"#,
+        ] {
+            let r = try RawHTTPClient.request(
+                port: port, method: "POST", path: "/sessions/c1/restore", headers: [("Content-Type", "application/json")],
+                body: Array(body.utf8))
+            XCTAssertEqual(r.status, 400, body)
+            XCTAssertEqual(try JSONParser.parse(r.body)["error"]?["code"], .string("invalid_body"), body)
+        }
+        XCTAssertEqual(fake.injects.count, sentBefore)
     }
 
     func testOAuthRestore_usesBearerToken() throws {

@@ -208,6 +208,37 @@ final class WebhookTests: XCTestCase {
         XCTAssertEqual(try app.service.store.latest("c")?.version, 1, "nothing half-written")
     }
 
+    /// MAX_ID_LENGTH counts characters, as the OpenAPI document's `maxLength` does: 16
+    /// four-byte characters pass where 17 ASCII ones do not.
+    func testIdLengthLimit_countsCharacters_400() throws {
+        try start(["MAX_ID_LENGTH": "16"])
+        let wide = String(repeating: "😀", count: 16)  // 64 UTF-8 bytes
+        XCTAssertEqual(try post(#"{"conversationId":"\#(wide)","channel":"web"}"#).status, 200)
+        for field in ["conversationId", "channel", "intent", "userId", "sessionId", "eventId"] {
+            var fields = ["conversationId": "c", "channel": "web"]
+            fields[field] = String(repeating: "a", count: 17)
+            let body = "{" + fields.map { #""\#($0.key)":"\#($0.value)""# }.joined(separator: ",") + "}"
+            let r = try post(body)
+            XCTAssertEqual(r.status, 400, field)
+            XCTAssertEqual(try json(r)["error"]?["code"], .string("invalid_event"), field)
+            XCTAssertEqual(
+                try json(r)["error"]?["message"], .string("Field '\(field)' is longer than 16 characters."), field)
+        }
+        XCTAssertNil(try app.service.store.latest(String(repeating: "a", count: 17)))
+        // The sessions API refuses such an id before it reaches the store.
+        let long = String(repeating: "a", count: 17)
+        for (method, path) in [
+            ("GET", "/sessions/\(long)"), ("DELETE", "/sessions/\(long)"), ("GET", "/sessions/\(long)/versions"),
+            ("GET", "/sessions/\(long)/versions/1"),
+        ] {
+            let r = try RawHTTPClient.request(port: port, method: method, path: path)
+            XCTAssertEqual(r.status, 400, path)
+            XCTAssertEqual(try json(r)["error"]?["code"], .string("invalid_path"), path)
+        }
+        let encoded = wide.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed)!
+        XCTAssertEqual(try get("/sessions/\(encoded)").status, 200)
+    }
+
     func testWebhookAPIKey() throws {
         try start(["WEBHOOK_API_KEY": "k-123"])
         let body = #"{"conversationId":"c","channel":"x"}"#
