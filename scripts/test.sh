@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test. On a fresh Debian machine it installs what is missing, starts the real
 # servers the tests need (moto_server as a DynamoDB-compatible endpoint on a free loopback
-# port), runs the unit/integration suite, the system suite against the release binary, and
-# the unit suite again under TSan and ASan, then stops the servers.
+# port), runs the unit/integration suite, the system suite against the release binary, the
+# OpenAPI contract (schemathesis) on both stores, and the unit suite again under TSan and
+# ASan, then stops the servers.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -14,8 +15,9 @@ ensure_packages curl
 # protoc-generated code). --system-site-packages reuses what the machine already has.
 VENV="$ROOT/.build-venv"
 [[ -x "$VENV/bin/python" ]] || python3 -m venv --system-site-packages "$VENV"
-"$VENV/bin/python" -c 'import boto3, moto.server, flask_cors, google.protobuf, grpc_tools' 2>/dev/null \
-  || "$VENV/bin/pip" install -q "moto[server]" boto3 protobuf grpcio-tools
+# schemathesis and openapi-spec-validator check the service against openapi.yaml.
+"$VENV/bin/python" -c 'import boto3, moto.server, flask_cors, google.protobuf, grpc_tools, schemathesis, openapi_spec_validator' 2>/dev/null \
+  || "$VENV/bin/pip" install -q "moto[server]" boto3 protobuf grpcio-tools schemathesis openapi-spec-validator
 GEN="$ROOT/.build-venv/gen"
 mkdir -p "$GEN"
 "$VENV/bin/python" -m grpc_tools.protoc -I"$ROOT/proto" --python_out="$GEN" "$ROOT/proto/dialog.proto"
@@ -58,7 +60,16 @@ python3 scripts/system_test.py --binary .build/release/cognigy-session --moto-en
 read -r sp sf <<<"$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOGS/system.log" | tail -1 | sed -E 's/^([0-9]+) passed, ([0-9]+) failed.*/\1 \2/')"
 PASSED=$((PASSED + sp)); FAILED=$((FAILED + sf))
 
-# 3. The same unit tests under ThreadSanitizer and AddressSanitizer (XCTest itself leaks,
+# 3. The API contract: openapi.yaml validated, then schemathesis against the release binary
+#    on each store (scripts/openapi_test.sh): every response must match the document.
+for store in sqlite dynamodb; do
+  bash scripts/openapi_test.sh --binary .build/release/cognigy-session --store "$store" --moto-endpoint "$MOTO_ENDPOINT" \
+    | tee "$LOGS/openapi-$store.log"
+  read -r op of <<<"$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOGS/openapi-$store.log" | tail -1 | sed -E 's/^([0-9]+) passed, ([0-9]+) failed.*/\1 \2/')"
+  PASSED=$((PASSED + ${op:-0})); FAILED=$((FAILED + ${of:-1}))
+done
+
+# 4. The same unit tests under ThreadSanitizer and AddressSanitizer (XCTest itself leaks,
 #    so leak detection is off). SKIP_SANITIZERS=1 skips this step for a quick local run.
 if [[ "${SKIP_SANITIZERS:-0}" != "1" ]]; then
   swift test --sanitize=thread --scratch-path .build-tsan --disable-swift-testing 2>&1 | tee "$LOGS/tsan.log"
@@ -68,5 +79,6 @@ if [[ "${SKIP_SANITIZERS:-0}" != "1" ]]; then
   tally "$LOGS/asan.log"
 fi
 rm -rf "$LOGS"
-# One closing line for the whole run (unit ×3 with the sanitizers, plus system scenarios).
+# One closing line for the whole run (unit ×3 with the sanitizers, system scenarios, API contract).
 echo "all: $PASSED passed, $FAILED failed"
+[[ "$FAILED" -eq 0 ]]

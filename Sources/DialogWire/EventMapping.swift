@@ -129,9 +129,10 @@ extension DialogEvent {
 
     // MARK: timestamp
 
-    /// An integer number of epoch seconds (proto3 JSON rejects fractions for int64).
+    /// An integral number of epoch seconds: proto3 JSON accepts `1718409600`, `1718409600.0`
+    /// and `1.7184096e9` for an int64, and rejects a fraction.
     static func parseTimestampNumber(_ text: String) throws(EventDecodingError) -> Int64 {
-        guard let value = Int64(text) else {
+        guard let value = JSONInteger.int64(text) else {
             throw .invalidTimestamp("must be an integer number of epoch seconds (got \(text.prefix(40)))")
         }
         return value

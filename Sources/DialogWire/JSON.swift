@@ -378,3 +378,64 @@ public struct JSONWriter {
         out.append(UInt8(ascii: "\""))
     }
 }
+
+/// Reading a JSON number as an integer the way the proto3 JSON mapping does for int64:
+/// any number whose value is integral is accepted (`161`, `161.0`, `1.61e2`), which is
+/// also what JSON Schema calls an integer. Exact: the digits are shifted by the exponent
+/// as text, never through `Double`, so every Int64 reads back unchanged.
+public enum JSONInteger {
+    /// The value of a JSON number text when it is integral and fits `Int64`, else nil.
+    public static func int64(_ text: String) -> Int64? {
+        let b = Array(text.utf8)
+        var i = 0
+        let negative = i < b.count && b[i] == UInt8(ascii: "-")
+        if negative { i += 1 }
+        var digits: [UInt8] = []
+        while i < b.count, isDigit(b[i]) { digits.append(b[i] - 0x30); i += 1 }
+        guard !digits.isEmpty else { return nil }
+        var point = digits.count  // the decimal point sits after this many digits
+        if i < b.count, b[i] == UInt8(ascii: ".") {
+            i += 1
+            let start = digits.count
+            while i < b.count, isDigit(b[i]) { digits.append(b[i] - 0x30); i += 1 }
+            guard digits.count > start else { return nil }
+        }
+        if i < b.count, b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E") {
+            i += 1
+            var expNegative = false
+            if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
+                expNegative = b[i] == UInt8(ascii: "-")
+                i += 1
+            }
+            var exponent = 0
+            let start = i
+            while i < b.count, isDigit(b[i]) {
+                // Past ±10,000 the answer no longer depends on the exponent's exact value.
+                exponent = min(exponent * 10 + Int(b[i] - 0x30), 10_000)
+                i += 1
+            }
+            guard i > start else { return nil }
+            point += expNegative ? -exponent : exponent
+        }
+        guard i == b.count else { return nil }
+        if digits.allSatisfy({ $0 == 0 }) { return 0 }
+        // Every digit after the point must be zero.
+        guard point >= 0, digits[min(point, digits.count)...].allSatisfy({ $0 == 0 }) else { return nil }
+        var whole = Array(digits[..<min(point, digits.count)])
+        if point > digits.count {
+            guard point - digits.count <= 19 else { return nil }
+            whole += [UInt8](repeating: 0, count: point - digits.count)
+        }
+        // Accumulate toward the sign so Int64.min is reachable.
+        var value: Int64 = 0
+        for d in whole {
+            let (shifted, o1) = value.multipliedReportingOverflow(by: 10)
+            let (next, o2) = negative ? shifted.subtractingReportingOverflow(Int64(d)) : shifted.addingReportingOverflow(Int64(d))
+            guard !o1, !o2 else { return nil }
+            value = next
+        }
+        return value
+    }
+
+    private static func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
+}

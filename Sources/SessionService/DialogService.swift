@@ -207,6 +207,7 @@ public final class DialogService: Sendable {
         case .versionConflict: return .tooMuchContention(attempts: 1)
         case .unavailable(let why): return .storeUnavailable(why)
         case .invalidRequest(let why): return .storeRejected(why)
+        case .tooLarge(_, let limit): return .snapshotTooLarge(limit: limit)
         }
     }
 

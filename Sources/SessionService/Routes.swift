@@ -171,7 +171,10 @@ public struct Routes: Sendable {
     }
 
     private func storeError(_ error: StoreError) -> HTTPResponse {
-        if case .invalidRequest = error { return ingestError(DialogService.map(error)) }
+        switch error {
+        case .invalidRequest, .tooLarge: return ingestError(DialogService.map(error))
+        case .unavailable, .versionConflict: break
+        }
         logger.warn("store unavailable", [("error", .string(error.description))])
         return .error(
             .serviceUnavailable, code: "store_unavailable", message: "The session store does not answer; retry.",
@@ -226,7 +229,12 @@ public struct Routes: Sendable {
         }
         do {
             let found = try service.store.versions(id, limit: limit, before: before)
-            if found.isEmpty, before == nil { return notFound(id) }
+            // An empty page is a 404 when nothing at all is stored (never written, or
+            // deleted); past the end of a stored conversation it is an empty page.
+            if found.isEmpty {
+                if before == nil { return notFound(id) }
+                if try service.store.latest(id) == nil { return notFound(id) }
+            }
             var w = JSONWriter(capacity: 1024)
             w.beginObject()
             w.key("conversationId"); w.value(id)
@@ -314,7 +322,7 @@ public struct Routes: Sendable {
         do { json = try JSONParser.parse(req.body, maxDepth: config.maxJSONDepth) } catch {
             return .error(.badRequest, code: "invalid_body", message: "Body is not valid JSON: \(error).")
         }
-        guard case .number(let text)? = json["toVersion"], let target = Int64(text), target >= 1 else {
+        guard case .number(let text)? = json["toVersion"], let target = JSONInteger.int64(text), target >= 1 else {
             return .error(.badRequest, code: "invalid_body", message: "Field 'toVersion' must be a positive integer.")
         }
         do {

@@ -8,12 +8,16 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case unavailable(String)
     /// A request the store rejects as such (bad table, bad field); retrying will not help.
     case invalidRequest(String)
+    /// The version is larger than the store can hold (DynamoDB's 400 KB item limit),
+    /// checked before it is sent; `limit` is that limit in bytes.
+    case tooLarge(bytes: Int, limit: Int)
 
     public var description: String {
         switch self {
         case .versionConflict(let id, let v): return "version \(v) of conversation \(id) already exists"
         case .unavailable(let why): return "store unavailable: \(why)"
         case .invalidRequest(let why): return "store rejected the request: \(why)"
+        case .tooLarge(let bytes, let limit): return "the item would be \(bytes) bytes, over the store's \(limit)"
         }
     }
 }

@@ -33,6 +33,25 @@ final class EventMappingTests: XCTestCase {
         XCTAssertEqual(try json(#"{"timestamp":"2024-06-15T02:00:00.987+02:00"}"#).timestamp, 1718409600)
         XCTAssertEqual(try json(#"{"timestamp":"1970-01-01T00:00:00Z"}"#).timestamp, 0)
         XCTAssertEqual(try json(#"{"timestamp":"2000-02-29t12:00:00-00:30"}"#).timestamp, 951782400 + 12 * 3600 + 1800)
+        // proto3 JSON (and JSON Schema's "integer") accept an integral number in any notation.
+        XCTAssertEqual(try json(#"{"timestamp":1718409600.0}"#).timestamp, 1718409600)
+        XCTAssertEqual(try json(#"{"timestamp":1.7184096e9}"#).timestamp, 1718409600)
+    }
+
+    /// Integral JSON numbers, exactly: no trip through Double, so the Int64 edges survive.
+    func testJSONInteger_exactIntegralValues() {
+        let accepted: [(String, Int64)] = [
+            ("0", 0), ("-0", 0), ("0.000", 0), ("0e99999", 0), ("161", 161), ("161.0", 161), ("1.61e2", 161),
+            ("1.61E+2", 161), ("16100e-2", 161), ("-5", -5), ("9223372036854775807", .max),
+            ("-9223372036854775808", .min), ("9.223372036854775807e18", .max), ("92233720368547758070e-1", .max),
+        ]
+        for (text, value) in accepted { XCTAssertEqual(JSONInteger.int64(text), value, text) }
+        for text in [
+            "1.5", "16101e-2", "9223372036854775808", "-9223372036854775809", "1e19", "1e99999", "1e-1", "", "-",
+            "1.", ".5", "1e", "1e+", "abc", "1 ", "0x10", "9.2233720368547758075e18",
+        ] {
+            XCTAssertNil(JSONInteger.int64(text), text)
+        }
     }
 
     func testJSON_errors() {

@@ -239,6 +239,29 @@ final class WebhookTests: XCTestCase {
         XCTAssertEqual(try get("/sessions/\(encoded)").status, 200)
     }
 
+    /// On DynamoDB a state that fits MAX_SNAPSHOT_BYTES can still be over the 400 KB item
+    /// limit (slots are stored twice): a 413, not DynamoDB's ValidationException as a 500.
+    /// A slot named "" is stored and read back too.
+    func testDynamoDB_itemOverLimit413_emptySlotName200() throws {
+        let env = ProcessInfo.processInfo.environment
+        guard let endpoint = env["MOTO_ENDPOINT"] else {
+            if env["REQUIRE_DYNAMODB"] == "1" { XCTFail("REQUIRE_DYNAMODB=1 but MOTO_ENDPOINT is not set") }
+            throw XCTSkip("needs a DynamoDB-compatible server: run scripts/test.sh (it starts moto) or set MOTO_ENDPOINT")
+        }
+        try start([
+            "SESSION_STORE": "dynamodb", "AWS_ENDPOINT_URL_DYNAMODB": endpoint, "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test", "DYNAMODB_TABLE": "w-\(UUID().uuidString.prefix(12))",
+            "DYNAMODB_CREATE_TABLE": "true",
+        ])
+        let slot = String(repeating: "x", count: 210_000)
+        let r = try post(#"{"conversationId":"big","channel":"web","slots":{"a":"\#(slot)"}}"#)
+        XCTAssertEqual(r.status, 413, r.text)
+        XCTAssertEqual(try json(r)["error"]?["code"], .string("snapshot_too_large"))
+        XCTAssertEqual(try get("/sessions/big").status, 404, "nothing written")
+        XCTAssertEqual(try post(#"{"conversationId":"e","channel":"web","slots":{"":"x"}}"#).status, 200)
+        XCTAssertEqual(try json(get("/sessions/e/versions/1"))["slots"]?[""], .string("x"))
+    }
+
     func testWebhookAPIKey() throws {
         try start(["WEBHOOK_API_KEY": "k-123"])
         let body = #"{"conversationId":"c","channel":"x"}"#
@@ -269,6 +292,10 @@ final class WebhookTests: XCTestCase {
         guard case .array(let v3)? = page3["versions"] else { return XCTFail() }
         XCTAssertEqual(v3.map { $0["sessionVersion"] }, [.number("1")])
         XCTAssertEqual(page3["nextBefore"], .null)
+        // Past the end of a stored conversation: an empty page, not a 404.
+        let past = try get("/sessions/p%20q/versions?before=1")
+        XCTAssertEqual(past.status, 200)
+        XCTAssertEqual(try json(past)["versions"], .array([]))
         XCTAssertEqual(try json(get("/sessions/p%20q/versions/3"))["slots"]?["n"], .string("3"))
         XCTAssertEqual(try get("/sessions/p%20q/versions/9").status, 404)
         XCTAssertEqual(try get("/sessions/p%20q/versions/zero").status, 400)
@@ -300,9 +327,23 @@ final class WebhookTests: XCTestCase {
             port: port, method: "POST", path: "/sessions/r/rollback", headers: [("Content-Type", "application/json")],
             body: Array(#"{"toVersion":"1"}"#.utf8))
         XCTAssertEqual(bad.status, 400)
+        let fraction = try RawHTTPClient.request(
+            port: port, method: "POST", path: "/sessions/r/rollback", headers: [("Content-Type", "application/json")],
+            body: Array(#"{"toVersion":1.5}"#.utf8))
+        XCTAssertEqual(fraction.status, 400)
+        // An integral number in any notation is an integer (proto3 JSON, JSON Schema).
+        let integral = try RawHTTPClient.request(
+            port: port, method: "POST", path: "/sessions/r/rollback", headers: [("Content-Type", "application/json")],
+            body: Array(#"{"toVersion":2.0}"#.utf8))
+        XCTAssertEqual(integral.status, 200, integral.text)
+        XCTAssertEqual(try json(integral)["slots"]?["k"], .string("2"))
 
         XCTAssertEqual(try RawHTTPClient.request(port: port, method: "DELETE", path: "/sessions/r").status, 204)
         XCTAssertEqual(try get("/sessions/r").status, 404)
+        // A deleted conversation is gone from every read, paged or not.
+        XCTAssertEqual(try get("/sessions/r/versions").status, 404)
+        XCTAssertEqual(try get("/sessions/r/versions?before=3").status, 404)
+        XCTAssertEqual(try get("/sessions/r/versions/1").status, 404)
         XCTAssertEqual(try json(post(#"{"conversationId":"r","channel":"x","eventId":"a"}"#))["sessionVersion"], .number("1"))
     }
 

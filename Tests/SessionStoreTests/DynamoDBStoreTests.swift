@@ -83,6 +83,35 @@ final class DynamoDBStoreTests: SessionStoreContractTests {
         XCTAssertEqual((after["PutItem"] ?? 0) - (before["PutItem"] ?? 0), 1)
     }
 
+    /// A slot named "" cannot be a DynamoDB map key (attribute names are at least one
+    /// character; moto even mangles the map). It is kept in Snapshot and read back whole,
+    /// by Query and by GetItem.
+    func testEmptySlotName_roundTripsThroughSnapshot() throws {
+        let store = try makeStore()
+        try store.insert(Self.snapshot("e", 1, slots: ["": "x", "a": "1"]))
+        for stored in [try store.latest("e"), try store.version("e", 1), try store.versions("e", limit: 5, before: nil).first] {
+            XCTAssertEqual(try XCTUnwrap(stored).snapshot.get().slots, ["": "x", "a": "1"])
+        }
+    }
+
+    /// Slots are stored twice (Snapshot and the Slots map), so an item can pass DynamoDB's
+    /// 400 KB while the snapshot is under MAX_SNAPSHOT_BYTES: refused before sending, as
+    /// `.tooLarge`, never as a ValidationException.
+    func testItemOverFourHundredKB_tooLargeBeforeSending() throws {
+        let store = try makeStore() as! DynamoDBStore
+        let big = Self.snapshot("big", 1, slots: ["a": String(repeating: "x", count: 210_000)])
+        let sent = store.client.requestCounts["PutItem"] ?? 0
+        XCTAssertThrowsError(try store.insert(big)) { error in
+            guard case .tooLarge(let bytes, let limit)? = error as? StoreError else { return XCTFail("\(error)") }
+            XCTAssertEqual(limit, 409_600)
+            XCTAssertGreaterThan(bytes, 420_000)
+        }
+        XCTAssertEqual(store.client.requestCounts["PutItem"] ?? 0, sent, "nothing sent")
+        // Just under the limit is stored.
+        try store.insert(Self.snapshot("big", 1, slots: ["a": String(repeating: "x", count: 200_000)]))
+        XCTAssertEqual(try store.latest("big")?.version, 1)
+    }
+
     func testDeleteManyVersions_pagesAndBatches() throws {
         let store = try makeStore()
         for v in 1...130 { try store.insert(Self.snapshot("many", Int64(v))) }
@@ -160,6 +189,8 @@ final class AttributeValueTests: XCTestCase {
         XCTAssertEqual(item["Slots"], .m(["a": .s("1")]))
         XCTAssertEqual(item["Snapshot"], .b(s.serializedBytes()))
         XCTAssertEqual(Set(item.keys), ["ConversationId", "SessionVersion", "Channel", "PreviousChannel", "Intent", "Slots", "Timestamp", "UpdatedAt", "ExpiresAt", "Snapshot"])
+        s.slots[""] = "only in Snapshot"
+        XCTAssertEqual(DynamoDBStore.item(s)["Slots"], .m(["a": .s("1")]))
     }
 }
 

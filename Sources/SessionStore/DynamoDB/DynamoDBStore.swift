@@ -23,12 +23,37 @@ public final class DynamoDBStore: SessionStore {
             "Channel": .s(s.channel),
             "PreviousChannel": .s(s.previousChannel),
             "Intent": .s(s.intent),
-            "Slots": .m(s.slots.mapValues { .s($0) }),
+            // DynamoDB attribute names (map keys too) must be at least one character; a slot
+            // named "" lives in the Snapshot attribute only.
+            "Slots": .m(s.slots.filter { !$0.key.isEmpty }.mapValues { .s($0) }),
             "Timestamp": .int(s.eventTimestamp),
             "UpdatedAt": .int(s.updatedAt),
             "ExpiresAt": .int(s.expiresAt),
             "Snapshot": .b(s.serializedBytes()),
         ]
+    }
+
+    /// DynamoDB's item size limit (400 KB, attribute names included).
+    public static let maxItemBytes = 400 * 1024
+
+    /// An item's size as DynamoDB meters it: UTF-8 names plus values; a number at most 21
+    /// bytes; a map 3 bytes plus 1 per element. An upper bound, so an item we send fits.
+    static func itemBytes(_ item: [String: AttributeValue]) -> Int {
+        item.reduce(0) { $0 + $1.key.utf8.count + valueBytes($1.value) }
+    }
+
+    private static func valueBytes(_ v: AttributeValue) -> Int {
+        switch v {
+        case .s(let s): return s.utf8.count
+        case .n: return 21
+        case .b(let b): return b.count
+        case .bool, .null: return 1
+        case .m(let m): return 3 + m.reduce(0) { $0 + $1.key.utf8.count + valueBytes($1.value) + 1 }
+        case .l(let l): return 3 + l.reduce(0) { $0 + valueBytes($1) + 1 }
+        case .ss(let a): return a.reduce(0) { $0 + $1.utf8.count }
+        case .ns(let a): return a.count * 21
+        case .bs(let a): return a.reduce(0) { $0 + $1.count }
+        }
     }
 
     private func stored(_ conversationId: String, _ item: [String: AttributeValue]) throws(StoreError) -> StoredVersion {
@@ -124,10 +149,16 @@ public final class DynamoDBStore: SessionStore {
     }
 
     public func insert(_ snapshot: SessionSnapshot) throws(StoreError) {
+        let item = Self.item(snapshot)
+        // Slots are stored twice (in Snapshot and as the readable Slots map), so a snapshot
+        // under MAX_SNAPSHOT_BYTES can still make an item DynamoDB refuses: say so as such
+        // (413) rather than as a ValidationException (500).
+        let size = Self.itemBytes(item)
+        guard size <= Self.maxItemBytes else { throw .tooLarge(bytes: size, limit: Self.maxItemBytes) }
         var w = JSONWriter(capacity: 1024)
         w.beginObject()
         w.key("TableName"); w.value(table)
-        w.key("Item"); AttributeValue.writeMap(Self.item(snapshot), to: &w)
+        w.key("Item"); AttributeValue.writeMap(item, to: &w)
         w.key("ConditionExpression"); w.value("attribute_not_exists(ConversationId)")
         w.endObject()
         do {
@@ -144,6 +175,13 @@ public final class DynamoDBStore: SessionStore {
         let answer = try request("GetItem") { w in
             w.key("Key"); Self.key(&w, conversationId, version)
             w.key("ConsistentRead"); w.value(true)
+            // Only what is read back, as for Query (Snapshot is a reserved word).
+            w.key("ProjectionExpression"); w.value("#v, #s")
+            w.key("ExpressionAttributeNames")
+            w.beginObject()
+            w.key("#v"); w.value("SessionVersion")
+            w.key("#s"); w.value("Snapshot")
+            w.endObject()
         }
         guard let itemJSON = answer["Item"] else { return nil }
         let item: [String: AttributeValue]
