@@ -319,22 +319,16 @@ final class WebhookTests: XCTestCase {
         XCTAssertEqual(try json(rolled)["slots"]?["k"], .string("1"))
         XCTAssertEqual(try json(get("/sessions/r/versions/2"))["slots"]?["k"], .string("2"), "history is not rewritten")
         XCTAssertEqual(try json(post(#"{"conversationId":"r","channel":"y","eventId":"b"}"#))["status"], .string("duplicate"))
-        let missing = try RawHTTPClient.request(
-            port: port, method: "POST", path: "/sessions/r/rollback", headers: [("Content-Type", "application/json")],
-            body: Array(#"{"toVersion":9}"#.utf8))
-        XCTAssertEqual(missing.status, 404)
-        let bad = try RawHTTPClient.request(
-            port: port, method: "POST", path: "/sessions/r/rollback", headers: [("Content-Type", "application/json")],
-            body: Array(#"{"toVersion":"1"}"#.utf8))
-        XCTAssertEqual(bad.status, 400)
-        let fraction = try RawHTTPClient.request(
-            port: port, method: "POST", path: "/sessions/r/rollback", headers: [("Content-Type", "application/json")],
-            body: Array(#"{"toVersion":1.5}"#.utf8))
-        XCTAssertEqual(fraction.status, 400)
+        func rollback(_ body: String) throws -> RawHTTPClient.Response {
+            try RawHTTPClient.request(
+                port: port, method: "POST", path: "/sessions/r/rollback", headers: [("Content-Type", "application/json")],
+                body: Array(body.utf8))
+        }
+        XCTAssertEqual(try rollback(#"{"toVersion":9}"#).status, 404)
+        XCTAssertEqual(try rollback(#"{"toVersion":"1"}"#).status, 400)
+        XCTAssertEqual(try rollback(#"{"toVersion":1.5}"#).status, 400)
         // An integral number in any notation is an integer (proto3 JSON, JSON Schema).
-        let integral = try RawHTTPClient.request(
-            port: port, method: "POST", path: "/sessions/r/rollback", headers: [("Content-Type", "application/json")],
-            body: Array(#"{"toVersion":2.0}"#.utf8))
+        let integral = try rollback(#"{"toVersion":2.0}"#)
         XCTAssertEqual(integral.status, 200, integral.text)
         XCTAssertEqual(try json(integral)["slots"]?["k"], .string("2"))
 
