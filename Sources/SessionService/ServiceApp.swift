@@ -123,6 +123,12 @@ public final class ServiceApp: Sendable {
                     "cognigy_session_dynamodb_requests_total", "counter", "HTTP requests sent to DynamoDB (retries included), by operation.",
                     [("operation", op)], Double(n)))
             }
+            for (op, n) in dynamo.retryCounts.sorted(by: { $0.key < $1.key }) {
+                samples.append(.init(
+                    "cognigy_session_store_retries_total", "counter",
+                    "Store requests re-sent after throttling, a 5xx or a transport failure, by store and operation.",
+                    [("store", "dynamodb"), ("operation", op)], Double(n)))
+            }
         }
         return metrics.render(samples)
     }

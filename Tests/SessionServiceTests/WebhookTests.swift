@@ -442,5 +442,10 @@ final class WebhookDynamoDBFaultTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(started), 1.5)
         XCTAssertEqual(try RawHTTPClient.request(port: app.server.port, path: "/ready").status, 503)
         XCTAssertEqual(try RawHTTPClient.request(port: app.server.port, path: "/health").status, 200)
+        // The operator sees the retries that were spent, by store and operation.
+        let metrics = try RawHTTPClient.request(port: app.server.port, path: "/metrics").text
+        let line = metrics.split(separator: "\n").first { $0.hasPrefix(#"cognigy_session_store_retries_total{store="dynamodb",operation="Query"}"#) }
+        XCTAssertGreaterThan(Double(line?.split(separator: " ").last ?? "") ?? 0, 0, metrics)
+        XCTAssertTrue(metrics.contains("# TYPE cognigy_session_store_retries_total counter"))
     }
 }

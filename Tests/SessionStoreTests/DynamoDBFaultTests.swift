@@ -53,8 +53,11 @@ final class DynamoDBFaultTests: XCTestCase {
 
     func testThrottling_retriedThenSucceeds() throws {
         let fake = FaultyDynamoDB(.throttleThenOK(2))
-        XCTAssertNil(try store(fake).latest("c"))
+        let store = try store(fake)
+        XCTAssertNil(try store.latest("c"))
         XCTAssertEqual(fake.requests.withLock { $0 }, 3)
+        XCTAssertEqual(store.client.requestCounts, ["Query": 3])
+        XCTAssertEqual(store.client.retryCounts, ["Query": 2])
     }
 
     func testErrorBodyAsApplicationJSON_isUnderstood() throws {

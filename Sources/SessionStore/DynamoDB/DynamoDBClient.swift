@@ -41,6 +41,7 @@ public final class DynamoDBClient: Sendable {
     public let configuration: Configuration
     private let http: CurlHTTPClient
     private let counts = Locked<[String: Int]>([:])
+    private let retries = Locked<[String: Int]>([:])
 
     public init(configuration: Configuration, http: CurlHTTPClient = CurlHTTPClient()) {
         self.configuration = configuration
@@ -49,6 +50,10 @@ public final class DynamoDBClient: Sendable {
 
     /// Requests sent per operation (each attempt counts), for measurements and tests.
     public var requestCounts: [String: Int] { counts.withLock { $0 } }
+
+    /// Attempts after the first per operation: throttling, 5xx and transport failures
+    /// re-sent within the deadline (the `/metrics` retry counter).
+    public var retryCounts: [String: Int] { retries.withLock { $0 } }
 
     /// Sends one operation; returns the parsed JSON answer.
     public func call(_ operation: String, _ body: [UInt8]) throws(DynamoDBError) -> JSONValue {
@@ -68,6 +73,7 @@ public final class DynamoDBClient: Sendable {
             request.timeoutMs = Int(min(Int64(c.requestTimeoutMs), remaining))
             request.connectTimeoutMs = min(c.connectTimeoutMs, request.timeoutMs)
             counts.withLock { $0[operation, default: 0] += 1 }
+            if attempt > 0 { retries.withLock { $0[operation, default: 0] += 1 } }
             do {
                 let response = try http.send(request)
                 if response.status == 200 {
