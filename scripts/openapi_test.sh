@@ -67,11 +67,12 @@ wait_http "http://127.0.0.1:$PORT/ready" || { echo "service did not become ready
 # 3. schemathesis: every phase (examples, coverage, fuzzing, stateful through the
 #    document's links), every check.
 export PYTHONPATH="$ROOT/scripts${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=schemathesis_hooks
+# Run from the temp folder: schemathesis and hypothesis keep caches in the working directory.
 set +e
-"$VENV/bin/schemathesis" --config-file "$ROOT/scripts/schemathesis.toml" run "$ROOT/openapi.yaml" \
+(cd "$WORK" && "$VENV/bin/schemathesis" --config-file "$ROOT/scripts/schemathesis.toml" run "$ROOT/openapi.yaml" \
   --url "http://127.0.0.1:$PORT" --checks all --workers 1 \
   --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-100}" --seed "${SCHEMATHESIS_SEED:-20261121}" \
-  --report junit --report-junit-path "$WORK/junit.xml" --output-truncate false
+  --report junit --report-junit-path "$WORK/junit.xml" --output-truncate false)
 ST_RC=$?
 set -e
 read -r tests failures errors < <("$PY" - "$WORK/junit.xml" <<'EOF'
