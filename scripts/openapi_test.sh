@@ -9,7 +9,8 @@
 # Needs the venv scripts/test.sh builds (schemathesis, openapi-spec-validator, and the
 # protoc-generated dialog_pb2 in CHECK_PYTHONPATH for protobuf bodies).
 # SCHEMATHESIS_MAX_EXAMPLES (default 100) and SCHEMATHESIS_SEED (default fixed, so CI is
-# repeatable; set another to explore) tune the run.
+# repeatable; set another to explore) tune the run; SCHEMATHESIS_EXTRA adds options (for
+# example "--report har --report-har-path /tmp/run.har" to keep every exchange).
 # Ends with one line "N passed, M failed" (one per operation, plus the stateful phase,
 # the document's validation, and the service still being up).
 set -euo pipefail
@@ -72,7 +73,7 @@ set +e
 (cd "$WORK" && "$VENV/bin/schemathesis" --config-file "$ROOT/scripts/schemathesis.toml" run "$ROOT/openapi.yaml" \
   --url "http://127.0.0.1:$PORT" --checks all --workers 1 \
   --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-100}" --seed "${SCHEMATHESIS_SEED:-20261121}" \
-  --report junit --report-junit-path "$WORK/junit.xml" --output-truncate false)
+  --report junit --report-junit-path "$WORK/junit.xml" --output-truncate false ${SCHEMATHESIS_EXTRA:-})
 ST_RC=$?
 set -e
 read -r tests failures errors < <("$PY" - "$WORK/junit.xml" <<'EOF'
