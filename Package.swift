@@ -21,8 +21,9 @@ let package = Package(
         .target(name: "Backoff", path: "Sources/Backoff"),
         // Pure code, no I/O: protobuf wire codec, JSON, proto3 JSON/form mappings.
         .target(name: "DialogWire", path: "Sources/DialogWire"),
-        // Sockets, HTTP/1.1 framing and routing.
-        .target(name: "HTTPServer", dependencies: ["Primitives"], path: "Sources/HTTPServer"),
+        // Sockets, HTTP/1.1 framing and routing (JSON error bodies and percent-decoding
+        // come from DialogWire, which is pure).
+        .target(name: "HTTPServer", dependencies: ["Primitives", "DialogWire"], path: "Sources/HTTPServer"),
         // Outgoing HTTP over libcurl (TLS, connection reuse, SigV4), shared by DynamoDB and Cognigy.
         .target(name: "HTTPClient", dependencies: ["CCurl", "Primitives"], path: "Sources/HTTPClient"),
         // Cognigy REST API: OAuth2 token cache, context-inject client with 429 backoff.
@@ -41,7 +42,7 @@ let package = Package(
             path: "Sources/cognigy-session"),
 
         // Test helpers shared by the test targets (a raw-socket HTTP client).
-        .target(name: "TestSupport", dependencies: ["Primitives", "HTTPServer"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Primitives", "HTTPServer", "DialogWire"], path: "Tests/TestSupport"),
         .testTarget(
             name: "DialogWireTests", dependencies: ["DialogWire"], path: "Tests/DialogWireTests",
             resources: [.copy("Fixtures")]),

@@ -234,29 +234,50 @@ public enum FormURLEncoding {
     }
 
     public static func decode(_ bytes: ArraySlice<UInt8>) throws(EventDecodingError) -> String {
+        do { return try PercentDecoding.decode(bytes, plusIsSpace: true) } catch {
+            switch error {
+            case .badEscape: throw .invalidForm("bad percent-escape")
+            case .invalidUTF8: throw .invalidForm("not UTF-8")
+            }
+        }
+    }
+}
+
+/// `%XX` escapes (RFC 3986 §2.1) over UTF-8, the one decoder for form bodies, query strings
+/// and path segments; `+` is a space only where the form encoding says so.
+public enum PercentDecoding {
+    public enum Failure: Error, Equatable, Sendable {
+        case badEscape
+        case invalidUTF8
+    }
+
+    public static func decode<C: Collection>(_ bytes: C, plusIsSpace: Bool) throws(Failure) -> String
+    where C.Element == UInt8 {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
         var i = bytes.startIndex
-        while i < bytes.endIndex {
+        while i != bytes.endIndex {
             let b = bytes[i]
-            if b == UInt8(ascii: "+") {
-                out.append(0x20)
-            } else if b == UInt8(ascii: "%") {
-                guard bytes.endIndex - i >= 3, let hi = hexValue(bytes[i + 1]), let lo = hexValue(bytes[i + 2]) else {
-                    throw .invalidForm("bad percent-escape")
+            if b == UInt8(ascii: "%") {
+                let h1 = bytes.index(after: i)
+                guard h1 != bytes.endIndex else { throw .badEscape }
+                let h2 = bytes.index(after: h1)
+                guard h2 != bytes.endIndex, let hi = hexValue(bytes[h1]), let lo = hexValue(bytes[h2]) else {
+                    throw .badEscape
                 }
                 out.append(hi << 4 | lo)
-                i += 2
-            } else {
-                out.append(b)
+                i = bytes.index(after: h2)
+                continue
             }
-            i += 1
+            out.append(plusIsSpace && b == UInt8(ascii: "+") ? 0x20 : b)
+            i = bytes.index(after: i)
         }
-        guard let s = String(validating: out, as: UTF8.self) else { throw .invalidForm("not UTF-8") }
+        guard let s = String(validating: out, as: UTF8.self) else { throw .invalidUTF8 }
         return s
     }
 
-    static func hexValue(_ c: UInt8) -> UInt8? {
+    /// The value of one hexadecimal digit, either case.
+    public static func hexValue(_ c: UInt8) -> UInt8? {
         switch c {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - 0x30
         case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - 0x61 + 10

@@ -1,3 +1,5 @@
+import DialogWire
+
 /// HTTP/1.1 request framing (RFC 9112), pure: no I/O. The server feeds it bytes as they
 /// arrive; it answers "need more", a parsed head, or a typed error that maps to a status.
 
@@ -350,7 +352,7 @@ public struct ChunkedDecoder {
             var size = 0
             var digits = 0
             var index = 0
-            while index < line.count, let v = PercentDecoding.hex(line[index]) {
+            while index < line.count, let v = PercentDecoding.hexValue(line[index]) {
                 size = size << 4 | Int(v)
                 digits += 1
                 index += 1

@@ -1,3 +1,5 @@
+import DialogWire
+
 /// HTTP message types. Open sets (methods, statuses) are structs with static lets; header
 /// names are compared case-insensitively by storing them lowercased.
 
@@ -94,17 +96,9 @@ public struct HTTPRequest: Sendable {
 
     /// Decoded query parameters (`+` is a space, `%XX` escapes); nil if an escape is invalid.
     public var queryItems: [(name: String, value: String)]? {
-        var items: [(String, String)] = []
-        for part in Array(query.utf8).split(separator: UInt8(ascii: "&")) {
-            let eq = part.firstIndex(of: UInt8(ascii: "="))
-            let name = eq.map { part[part.startIndex..<$0] } ?? part[...]
-            let value = eq.map { part[part.index(after: $0)...] } ?? []
-            guard let n = PercentDecoding.decode(name, plusIsSpace: true),
-                let v = PercentDecoding.decode(value, plusIsSpace: true)
-            else { return nil }
-            items.append((n, v))
-        }
-        return items
+        // The query string is form-encoded, so the form body's parser reads it.
+        guard let pairs = try? FormURLEncoding.parse(Array(query.utf8)) else { return nil }
+        return pairs.map { ($0.name, $0.value) }
     }
 }
 
@@ -132,64 +126,20 @@ public struct HTTPResponse: Sendable {
     public static func error(
         _ status: HTTPStatus, code: String, message: String, headers: [(String, String)] = []
     ) -> HTTPResponse {
-        var body: [UInt8] = Array(#"{"error":{"code":"#.utf8)
-        appendJSONString(code, to: &body)
-        body.append(contentsOf: #","message":"#.utf8)
-        appendJSONString(message, to: &body)
-        body.append(contentsOf: "}}".utf8)
-        return json(status, body, headers: headers)
+        var w = JSONWriter(capacity: 64 + message.utf8.count)
+        w.beginObject()
+        w.key("error")
+        w.beginObject()
+        w.key("code"); w.value(code)
+        w.key("message"); w.value(message)
+        w.endObject()
+        w.endObject()
+        return json(status, w.bytes, headers: headers)
     }
-
-    static func appendJSONString(_ s: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        for b in s.utf8 {
-            switch b {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(0x5C); out.append(b)
-            case 0..<0x20: out.append(contentsOf: Array("\\u00".utf8) + [hexDigit(b >> 4), hexDigit(b & 0xF)])
-            default: out.append(b)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
-    }
-
-    private static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 + v : 0x61 + v - 10 }
 }
 
 /// Receives each complete request on the connection's thread and returns the response.
 /// Called concurrently from many threads.
 public protocol HTTPHandler: Sendable {
     func handle(_ request: HTTPRequest) -> HTTPResponse
-}
-
-public enum PercentDecoding {
-    /// Decodes `%XX` escapes (and `+` when `plusIsSpace`); nil on a bad escape or invalid UTF-8.
-    public static func decode<C: Collection>(_ bytes: C, plusIsSpace: Bool) -> String? where C.Element == UInt8 {
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var i = bytes.startIndex
-        while i != bytes.endIndex {
-            let b = bytes[i]
-            if b == UInt8(ascii: "%") {
-                let h1 = bytes.index(after: i)
-                guard h1 != bytes.endIndex else { return nil }
-                let h2 = bytes.index(after: h1)
-                guard h2 != bytes.endIndex, let hi = hex(bytes[h1]), let lo = hex(bytes[h2]) else { return nil }
-                out.append(hi << 4 | lo)
-                i = bytes.index(after: h2)
-                continue
-            }
-            out.append(plusIsSpace && b == UInt8(ascii: "+") ? 0x20 : b)
-            i = bytes.index(after: i)
-        }
-        return String(validating: out, as: UTF8.self)
-    }
-
-    static func hex(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - 0x30
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - 0x61 + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - 0x41 + 10
-        default: return nil
-        }
-    }
 }

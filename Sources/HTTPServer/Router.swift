@@ -1,3 +1,5 @@
+import DialogWire
+
 /// Routes by method and path pattern (`/sessions/:id/versions/:n`). A path that matches
 /// with another method answers 405 with `Allow`; HEAD is served by the GET route (the
 /// server drops the body). Path parameters arrive percent-decoded.
@@ -71,7 +73,7 @@ public struct Router: HTTPHandler {
                 guard part == text else { return nil }
             case .parameter(let name):
                 guard !part.isEmpty else { return nil }
-                guard let value = PercentDecoding.decode(part.utf8, plusIsSpace: false) else {
+                guard let value = try? PercentDecoding.decode(part.utf8, plusIsSpace: false) else {
                     badEscape = true
                     return nil
                 }

@@ -136,7 +136,7 @@ public struct ServiceConfiguration: Sendable {
 
         var c = ServiceConfiguration()
         c.resolved = values
-        var p = Parser(values: values)
+        let p = Parser(values: values)
         c.http.host = try p.string("HOST", nonEmpty: true)
         c.http.port = try p.int("PORT", 0...65535)
         guard let store = StoreKind(rawValue: try p.string("SESSION_STORE").lowercased()) else {

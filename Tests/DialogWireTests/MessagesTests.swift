@@ -26,7 +26,7 @@ final class MessagesTests: XCTestCase {
     static func hexBytes(_ hex: String) throws -> [UInt8] {
         let chars = Array(hex.utf8)
         return try stride(from: 0, to: chars.count, by: 2).map { i in
-            guard let hi = FormURLEncoding.hexValue(chars[i]), let lo = FormURLEncoding.hexValue(chars[i + 1]) else {
+            guard let hi = PercentDecoding.hexValue(chars[i]), let lo = PercentDecoding.hexValue(chars[i + 1]) else {
                 throw NSError(domain: "hex", code: 1)
             }
             return hi << 4 | lo

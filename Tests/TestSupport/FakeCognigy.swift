@@ -1,3 +1,4 @@
+import DialogWire
 import Foundation
 import HTTPServer
 import Primitives
@@ -64,7 +65,7 @@ public final class FakeCognigy: HTTPHandler, @unchecked Sendable {
         guard parts.count == 6, parts[0] == "new", parts[1] == "v2.0", parts[2] == "sessions", parts[4] == "context",
             parts[5] == "inject", request.method == .POST
         else { return HTTPResponse(status: .notFound) }
-        let sessionId = PercentDecoding.decode(parts[3].utf8, plusIsSpace: false) ?? String(parts[3])
+        let sessionId = (try? PercentDecoding.decode(parts[3].utf8, plusIsSpace: false)) ?? String(parts[3])
         let (mode, attempt) = state.withLock { s -> (Mode, Int) in
             s.attempts += 1
             return (s.mode, s.attempts)
