@@ -52,6 +52,14 @@ public final class DialogService: Sendable {
         /// Backoff between conflicting attempts.
         public var conflictBackoff = Backoff(baseMs: 2, capMs: 100)
         public init() {}
+
+        /// The 400 message for the first field longer than `maxIdLength` characters; nil when
+        /// all fit. The one id-length check, for events, the restore body and the sessions
+        /// routes' path.
+        public func tooLongId(_ fields: [(name: String, value: String)]) -> String? {
+            guard let field = fields.first(where: { $0.value.unicodeScalars.count > maxIdLength }) else { return nil }
+            return "Field '\(field.name)' is longer than \(maxIdLength) characters."
+        }
     }
 
     public let store: any SessionStore
@@ -82,11 +90,11 @@ public final class DialogService: Sendable {
     public func validate(_ event: DialogEvent) throws(IngestError) {
         guard !event.conversationId.isEmpty else { throw .invalidEvent("Field 'conversationId' is required.") }
         guard !event.channel.isEmpty else { throw .invalidEvent("Field 'channel' is required.") }
-        for (name, value) in [
+        if let long = limits.tooLongId([
             ("conversationId", event.conversationId), ("channel", event.channel), ("intent", event.intent),
             ("userId", event.userId), ("sessionId", event.sessionId), ("eventId", event.eventId),
-        ] where value.unicodeScalars.count > limits.maxIdLength {
-            throw .invalidEvent("Field '\(name)' is longer than \(limits.maxIdLength) characters.")
+        ]) {
+            throw .invalidEvent(long)
         }
     }
 

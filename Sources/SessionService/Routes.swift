@@ -144,9 +144,10 @@ public struct Routes: Sendable {
             }
         }
         let id = params["id"]!
-        guard id.unicodeScalars.count <= config.maxIdLength else {
+        if service.limits.tooLongId([("conversationId", id)]) != nil {
             return .error(
-                .badRequest, code: "invalid_path", message: "The conversation id is longer than \(config.maxIdLength) characters.")
+                .badRequest, code: "invalid_path",
+                message: "The conversation id is longer than \(service.limits.maxIdLength) characters.")
         }
         return body(id)
     }
@@ -294,10 +295,8 @@ public struct Routes: Sendable {
         case .string(let c)?: channel = c
         default: return .error(.badRequest, code: "invalid_body", message: "Field 'channel' must be a string.")
         }
-        for (name, value) in [("userId", userId), ("sessionId", sessionId), ("channel", channel ?? "")]
-        where value.unicodeScalars.count > config.maxIdLength {
-            return .error(
-                .badRequest, code: "invalid_body", message: "Field '\(name)' is longer than \(config.maxIdLength) characters.")
+        if let long = service.limits.tooLongId([("userId", userId), ("sessionId", sessionId), ("channel", channel ?? "")]) {
+            return .error(.badRequest, code: "invalid_body", message: long)
         }
         do {
             guard let stored = try service.store.latest(id) else { return notFound(id) }
