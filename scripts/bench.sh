@@ -18,7 +18,7 @@ BENCH_DIR="${BENCH_DIR:-$ROOT/../shared/bench}"
 [[ -x "$BENCH_DIR/http_load.sh" || -r "$BENCH_DIR/http_load.sh" ]] || { echo "no harness at $BENCH_DIR" >&2; exit 2; }
 swift build -c release --product cognigy-session >&2
 DATA="$(mktemp -d)"
-PORT="${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
+PORT="${PORT:-$(free_port)}"
 HOST=127.0.0.1 PORT="$PORT" SQLITE_PATH="$DATA/sessions.sqlite" OUTBOX_PATH="$DATA/outbox.sqlite" LOG_LEVEL=warn \
   "$ROOT/.build/release/cognigy-session" 2>"$DATA/server.log" &
 PID=$!

@@ -22,6 +22,22 @@ ensure_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# free_port: prints a TCP port that is free on loopback now.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_http URL [CURL_OPTION...]: retries for up to 10 s until curl succeeds on URL (any
+# HTTP answer; add -f to wait for a 2xx). Fails if it never does.
+wait_http() {
+  local url="$1"; shift
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "$@" "$url" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # The C libraries the package links (SQLite now; libcurl for the HTTP client).
 ensure_build_deps() {
   ensure_packages libsqlite3-dev libcurl4-openssl-dev

@@ -15,6 +15,7 @@
 # the document's validation, and the service still being up).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/lib.sh"
 VENV="${VENV:-$ROOT/.build-venv}"
 PY="$VENV/bin/python"
 BINARY="" STORE=sqlite MOTO=""
@@ -38,12 +39,6 @@ trap cleanup EXIT
 # 1. The document itself is valid OpenAPI 3.1.
 if "$PY" -m openapi_spec_validator "$ROOT/openapi.yaml"; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); fi
 
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { # URL: up to 10 s
-  for _ in $(seq 1 100); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
-  return 1
-}
-
 # 2. A local Cognigy so restores are really delivered (answers "sent"), and the service
 #    with both keys set, so the document's security is what is tested.
 COGNIGY_PORT="$(free_port)"
@@ -63,7 +58,7 @@ fi
 env "${SERVICE_ENV[@]}" "$BINARY" 2>"$WORK/service.log" &
 SERVICE_PID=$!
 PIDS+=($SERVICE_PID)
-wait_http "http://127.0.0.1:$PORT/ready" || { echo "service did not become ready" >&2; cat "$WORK/service.log" >&2; exit 1; }
+wait_http "http://127.0.0.1:$PORT/ready" -f || { echo "service did not become ready" >&2; cat "$WORK/service.log" >&2; exit 1; }
 
 # 3. schemathesis: every phase (examples, coverage, fuzzing, stateful through the
 #    document's links), every check.

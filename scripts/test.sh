@@ -22,15 +22,11 @@ GEN="$ROOT/.build-venv/gen"
 mkdir -p "$GEN"
 "$VENV/bin/python" -m grpc_tools.protoc -I"$ROOT/proto" --python_out="$GEN" "$ROOT/proto/dialog.proto"
 
-MOTO_PORT="$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+MOTO_PORT="$(free_port)"
 "$VENV/bin/python" scripts/moto_serial.py 127.0.0.1 "$MOTO_PORT" >"$ROOT/.build-venv/moto.log" 2>&1 &
 MOTO_PID=$!
 trap 'kill $MOTO_PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  curl -s -o /dev/null "http://127.0.0.1:$MOTO_PORT/" && break
-  sleep 0.1
-done
-curl -s -o /dev/null "http://127.0.0.1:$MOTO_PORT/" || { echo "moto_server did not start" >&2; cat "$ROOT/.build-venv/moto.log" >&2; exit 1; }
+wait_http "http://127.0.0.1:$MOTO_PORT/" || { echo "moto_server did not start" >&2; cat "$ROOT/.build-venv/moto.log" >&2; exit 1; }
 
 export MOTO_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
 export CHECK_PYTHON="$VENV/bin/python"
