@@ -2,6 +2,7 @@ import Backoff
 import DialogWire
 import Foundation
 import HTTPClient
+import Primitives
 
 /// How one restore attempt ended.
 public enum InjectOutcome: Equatable, Sendable {
@@ -12,6 +13,9 @@ public enum InjectOutcome: Equatable, Sendable {
     case retryLater(reason: String, retryAfterMs: Double?)
     /// Cognigy refused it for good (other 4xx); RFC 7807 `detail` and `traceId` when present.
     case rejected(status: Int, detail: String, traceId: String)
+    /// Cognigy refused our credentials (401/403, after one token refresh in OAuth2 mode):
+    /// usually a key rotation in progress, so worth keeping and retrying, and worth an alert.
+    case unauthorized(status: Int, detail: String)
 }
 
 /// Injects context into a Cognigy session:
@@ -62,10 +66,28 @@ public final class CognigyClient: Sendable {
     }
 
     public func url(sessionId: String) -> String {
-        var allowed = CharacterSet.urlPathAllowed
-        allowed.remove("/")
-        let segment = sessionId.addingPercentEncoding(withAllowedCharacters: allowed) ?? sessionId
-        return configuration.baseURL + "/new/v2.0/sessions/\(segment)/context/inject"
+        configuration.baseURL + "/new/v2.0/sessions/\(Self.pathSegment(sessionId))/context/inject"
+    }
+
+    /// Percent-encodes everything but RFC 3986 unreserved letters, digits, `-`, `_` and `~`:
+    /// `.` too, so a session id of `.` or `..` can never become a dot-segment that moves
+    /// the request to another path (libcurl and servers normalise those).
+    public static func pathSegment(_ value: String) -> String {
+        var out = ""
+        out.reserveCapacity(value.utf8.count)
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                let hex = Array("0123456789ABCDEF".utf8)
+                out.unicodeScalars.append("%")
+                out.unicodeScalars.append(Unicode.Scalar(hex[Int(byte >> 4)]))
+                out.unicodeScalars.append(Unicode.Scalar(hex[Int(byte & 0xF)]))
+            }
+        }
+        return out
     }
 
     /// Tries until delivered, refused, `maxAttempts` sends, or `deadlineMs` would be passed.
@@ -89,7 +111,7 @@ public final class CognigyClient: Sendable {
             } else if let key = configuration.apiKey {
                 headers.append(("X-API-Key", key))
             }
-            let remainingMs = Int(deadline.timeIntervalSinceNow * 1000)
+            let remainingMs = Int(saturating: deadline.timeIntervalSinceNow * 1000)
             guard remainingMs > 0 else { return .retryLater(reason: "deadline reached", retryAfterMs: nil) }
             let request = HTTPClientRequest(
                 method: "POST", url: url(sessionId: sessionId), headers: headers, body: body,
@@ -113,12 +135,11 @@ public final class CognigyClient: Sendable {
                     reason = "429 Too Many Requests"
                 case 500..<600:
                     reason = "HTTP \(response.status)"
+                case 401, 403:
+                    return .unauthorized(status: response.status, detail: Self.problem(response.body).detail)
                 default:
-                    let problem = try? JSONParser.parse(response.body)
-                    var detail = "", traceId = ""
-                    if case .string(let d)? = problem?["detail"] { detail = d } else if case .string(let t)? = problem?["title"] { detail = t }
-                    if case .string(let t)? = problem?["traceId"] { traceId = t }
-                    return .rejected(status: response.status, detail: detail, traceId: traceId)
+                    let problem = Self.problem(response.body)
+                    return .rejected(status: response.status, detail: problem.detail, traceId: problem.traceId)
                 }
             } catch {
                 reason = error.description
@@ -127,7 +148,16 @@ public final class CognigyClient: Sendable {
             if attempt - (refreshedAfter401 ? 1 : 0) >= maxAttempts || Date().addingTimeInterval(waitMs / 1000) >= deadline {
                 return .retryLater(reason: reason, retryAfterMs: hintMs)
             }
-            usleep(UInt32(min(waitMs, 60_000) * 1000))
+            sleepMs(waitMs)
         }
+    }
+
+    /// RFC 7807 `detail` (else `title`) and `traceId` of an error body, "" when absent.
+    static func problem(_ body: [UInt8]) -> (detail: String, traceId: String) {
+        let problem = try? JSONParser.parse(body)
+        var detail = "", traceId = ""
+        if case .string(let d)? = problem?["detail"] { detail = d } else if case .string(let t)? = problem?["title"] { detail = t }
+        if case .string(let t)? = problem?["traceId"] { traceId = t }
+        return (detail, traceId)
     }
 }

@@ -2,16 +2,26 @@ import Foundation
 
 /// `Retry-After` (RFC 9110 §10.2.3): delay-seconds or an HTTP-date. Pure.
 public enum RetryAfter {
-    /// The delay in milliseconds, or nil when the value is neither form. A date in the past is 0.
+    /// Longest wait any `Retry-After` can impose (SPEC: background retries wait ≤ 300 s).
+    public static let maxDelayMs: Double = 300_000
+
+    /// The delay in milliseconds, clamped to 0...`maxMs`, or nil when the value is neither
+    /// form (a negative number, garbage). A date in the past is 0. The value comes from an
+    /// upstream or a proxy in front of it, so nothing it says may trap or park us for
+    /// years: `99999999999999999999` is simply `maxMs`.
     /// - Parameter nowEpochSeconds: the current time, for HTTP-dates.
-    public static func delayMs(_ value: String, nowEpochSeconds: Double) -> Double? {
+    public static func delayMs(_ value: String, nowEpochSeconds: Double, maxMs: Double = maxDelayMs) -> Double? {
         let v = value.trimmingCharacters(in: .whitespaces)
+        let ms: Double
         if !v.isEmpty, v.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
             guard let seconds = Double(v) else { return nil }
-            return seconds * 1000
+            ms = seconds * 1000
+        } else {
+            guard let date = httpDate(v) else { return nil }
+            ms = (date - nowEpochSeconds) * 1000
         }
-        guard let date = httpDate(v) else { return nil }
-        return max(0, (date - nowEpochSeconds) * 1000)
+        guard ms.isFinite else { return ms > 0 ? maxMs : nil }
+        return min(max(0, ms), maxMs)
     }
 
     /// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), plus the obsolete RFC 850

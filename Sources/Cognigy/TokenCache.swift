@@ -130,11 +130,12 @@ public final class TokenCache: @unchecked Sendable {
         var body = "grant_type=client_credentials"
         if let scope = configuration.scope { body += "&scope=" + Self.formEncode(scope) }
         let (user, password) = Self.basicCredentials(configuration.clientId, configuration.clientSecret)
-        let request = HTTPClientRequest(
+        var request = HTTPClientRequest(
             method: "POST", url: configuration.tokenURL,
             headers: [("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")],
             body: Array(body.utf8), timeoutMs: configuration.timeoutMs, connectTimeoutMs: min(2000, configuration.timeoutMs),
             basicAuth: (user, password))
+        request.maxResponseBytes = 64 * 1024  // a token answer is a few hundred bytes
         let response: HTTPClientResponse
         do { response = try http.send(request) } catch {
             return .failure(TokenError(status: 0, oauthError: nil, detail: error.description))
@@ -156,6 +157,9 @@ public final class TokenCache: @unchecked Sendable {
         case .string(let s)?: lifetime = Double(s) ?? lifetime
         default: break
         }
+        // From outside: NaN, infinities and negatives must neither trap nor pin a token
+        // forever; a lifetime is taken as 0 s to 1 year.
+        lifetime = lifetime.isFinite ? min(max(lifetime, 0), 31_536_000) : 3600
         return .success((accessToken, lifetime))
     }
 }

@@ -15,6 +15,10 @@ public struct HTTPClientRequest: Sendable {
     public var awsSigV4: AWSSigV4?
     /// Basic auth user and password (libcurl encodes them), e.g. for OAuth2 client credentials.
     public var basicAuth: (user: String, password: String)?
+    /// Largest answer body accepted; a larger one aborts the transfer with
+    /// `HTTPClientError.responseTooLarge` (an upstream, or whatever sits in front of it,
+    /// cannot make us buffer without bound). Header fields are capped at 64 KiB in all.
+    public var maxResponseBytes: Int = 1 << 20
 
     public init(
         method: String, url: String, headers: [(String, String)] = [], body: [UInt8] = [], timeoutMs: Int = 5000,
@@ -66,12 +70,15 @@ public enum HTTPClientError: Error, Equatable, Sendable, CustomStringConvertible
     case connect(String)
     /// Any other transport failure (TLS, reset, malformed answer).
     case transport(code: Int, message: String)
+    /// The answer's body or headers exceeded the request's limit.
+    case responseTooLarge(limit: Int)
 
     public var description: String {
         switch self {
         case .timeout(let m): return "timed out: \(m)"
         case .connect(let m): return "cannot connect: \(m)"
         case .transport(let c, let m): return "transport error \(c): \(m)"
+        case .responseTooLarge(let limit): return "answer larger than \(limit) bytes"
         }
     }
 }
@@ -115,10 +122,15 @@ public final class CurlHTTPClient: Sendable {
     private final class Collector {
         var body: [UInt8] = []
         var headers: [(name: String, value: String)] = []
+        var headerBytes = 0
+        let maxBodyBytes: Int
+        var tooLarge = false
+        static let maxHeaderBytes = 64 * 1024
+        init(maxBodyBytes: Int) { self.maxBodyBytes = maxBodyBytes }
     }
 
     private func perform(_ h: UnsafeMutableRawPointer, _ request: HTTPClientRequest) throws(HTTPClientError) -> HTTPClientResponse {
-        let collector = Collector()
+        let collector = Collector(maxBodyBytes: request.maxResponseBytes)
         let unmanaged = Unmanaged.passRetained(collector)
         defer { unmanaged.release() }
         var slist: UnsafeMutablePointer<curl_slist>?
@@ -165,6 +177,11 @@ public final class CurlHTTPClient: Sendable {
             let n = size * count
             guard let ptr, let userdata else { return n }
             let c = Unmanaged<Collector>.fromOpaque(userdata).takeUnretainedValue()
+            // Returning less than n makes libcurl abort the transfer (CURLE_WRITE_ERROR).
+            guard c.body.count + n <= c.maxBodyBytes else {
+                c.tooLarge = true
+                return 0
+            }
             ptr.withMemoryRebound(to: UInt8.self, capacity: n) { c.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: n)) }
             return n
         }
@@ -173,6 +190,11 @@ public final class CurlHTTPClient: Sendable {
             let n = size * count
             guard let ptr, let userdata else { return n }
             let c = Unmanaged<Collector>.fromOpaque(userdata).takeUnretainedValue()
+            c.headerBytes += n
+            guard c.headerBytes <= Collector.maxHeaderBytes else {
+                c.tooLarge = true
+                return 0
+            }
             let line = ptr.withMemoryRebound(to: UInt8.self, capacity: n) {
                 String(decoding: UnsafeBufferPointer(start: $0, count: n), as: UTF8.self)
             }
@@ -188,6 +210,7 @@ public final class CurlHTTPClient: Sendable {
         _ = ccurl_setopt_ptr(h, CURLOPT_HEADERDATA, context)
 
         let rc = curl_easy_perform(h)
+        if collector.tooLarge { throw .responseTooLarge(limit: request.maxResponseBytes) }
         guard rc == CURLE_OK else {
             let message = String(cString: curl_easy_strerror(rc))
             switch rc {

@@ -12,6 +12,10 @@ public struct HTTPServerConfiguration: Sendable {
     public var maxHeaderCount: Int = 100
     /// Largest request body, Content-Length or chunked → 413.
     public var maxBodyBytes: Int = 1_048_576
+    /// Request body bytes buffered by all connections together; a request whose body would
+    /// go past it is answered 503 + Retry-After before its body is read. Bounds memory when
+    /// many clients upload large bodies at once (each alone within `maxBodyBytes`).
+    public var maxBufferedBodyBytes: Int = 64 << 20
     /// Longest chunk-size line of a chunked body (size plus extensions) → 400.
     public var maxChunkLineBytes: Int = 1024
     /// Time allowed to receive a request head once it starts (and a new connection's first

@@ -36,7 +36,7 @@ public struct ServiceConfiguration: Sendable {
         .init(name: "SESSION_STORE", defaultValue: "sqlite", help: "sqlite (embedded) or dynamodb", secret: false),
         .init(name: "SQLITE_PATH", defaultValue: "./data/sessions.sqlite", help: "SQLite file (WAL); parent folder created", secret: false),
         .init(name: "SQLITE_BUSY_TIMEOUT_MS", defaultValue: "5000", help: "wait for another writer's lock before answering 503", secret: false),
-        .init(name: "SQLITE_SYNCHRONOUS", defaultValue: "normal", help: "normal (survives a process crash) or full (also power loss, fsync per write)", secret: false),
+        .init(name: "SQLITE_SYNCHRONOUS", defaultValue: "full", help: "full (a 200 survives power loss; fsync per group commit) or normal (survives a process crash only)", secret: false),
         .init(name: "DYNAMODB_TABLE", defaultValue: "CognigySessions", help: "DynamoDB table name", secret: false),
         .init(name: "DYNAMODB_CREATE_TABLE", defaultValue: "false", help: "create the table (and enable TTL) if missing", secret: false),
         .init(name: "DYNAMODB_REQUEST_TIMEOUT_MS", defaultValue: "2000", help: "one DynamoDB request's time limit", secret: false),
@@ -49,7 +49,7 @@ public struct ServiceConfiguration: Sendable {
         .init(name: "AWS_ACCESS_KEY_ID", defaultValue: nil, help: "AWS credentials", secret: true),
         .init(name: "AWS_SECRET_ACCESS_KEY", defaultValue: nil, help: "AWS credentials", secret: true),
         .init(name: "AWS_SESSION_TOKEN", defaultValue: nil, help: "AWS session token (sent as X-Amz-Security-Token)", secret: true),
-        .init(name: "SESSION_TTL_SECONDS", defaultValue: "604800", help: "snapshot expiry after its write (ExpiresAt)", secret: false),
+        .init(name: "SESSION_TTL_SECONDS", defaultValue: "604800", help: "snapshot expiry after its write (ExpiresAt); any value >= 1", secret: false),
         .init(name: "SWEEP_INTERVAL_SECONDS", defaultValue: "60", help: "how often expired SQLite rows are deleted", secret: false),
         .init(name: "COGNIGY_API_BASE_URL", defaultValue: nil, help: "Cognigy REST API base, e.g. https://api-trial.cognigy.ai (unset: restore off)", secret: false),
         .init(name: "COGNIGY_API_KEY", defaultValue: nil, help: "sent as X-API-Key", secret: true),
@@ -60,9 +60,11 @@ public struct ServiceConfiguration: Sendable {
         .init(name: "COGNIGY_CONTEXT_KEY", defaultValue: nil, help: "nest restored values under this context key", secret: false),
         .init(name: "RESTORE_INLINE_TIMEOUT_MS", defaultValue: "3000", help: "time a webhook waits for a restore before queueing it", secret: false),
         .init(name: "OUTBOX_PATH", defaultValue: "./data/outbox.sqlite", help: "durable queue of restores still to deliver", secret: false),
+        .init(name: "RESTORE_TTL_SECONDS", defaultValue: "3600", help: "a queued restore not delivered this long is dropped; any value >= 1", secret: false),
         .init(name: "WEBHOOK_API_KEY", defaultValue: nil, help: "if set, the webhook needs X-API-Key: K or Authorization: Bearer K", secret: true),
         .init(name: "ADMIN_TOKEN", defaultValue: nil, help: "if set, /sessions/** needs Authorization: Bearer T", secret: true),
         .init(name: "MAX_BODY_BYTES", defaultValue: "1048576", help: "larger request bodies get 413", secret: false),
+        .init(name: "MAX_BUFFERED_BODY_BYTES", defaultValue: "67108864", help: "request body bytes buffered by all connections at once; past it 503 + Retry-After", secret: false),
         .init(name: "MAX_HEADER_BYTES", defaultValue: "32768", help: "largest request head (request line + headers) → 431", secret: false),
         .init(name: "MAX_REQUEST_LINE_BYTES", defaultValue: "8192", help: "longest request line → 431", secret: false),
         .init(name: "MAX_HEADER_COUNT", defaultValue: "100", help: "most header fields per request → 431", secret: false),
@@ -78,13 +80,14 @@ public struct ServiceConfiguration: Sendable {
         .init(name: "MAX_SNAPSHOT_BYTES", defaultValue: "262144", help: "largest merged snapshot (DynamoDB items stop at 400 KB) → 413", secret: false),
         .init(name: "WRITE_MAX_ATTEMPTS", defaultValue: "10", help: "conditional-write attempts on version conflicts before 503", secret: false),
         .init(name: "LOG_LEVEL", defaultValue: "info", help: "debug, info, warn or error; JSON lines on stderr", secret: false),
+        .init(name: "ACCESS_LOG", defaultValue: "true", help: "one info line per request (method, route pattern, status, duration, request id, bytes; never ids or slot values)", secret: false),
     ]
 
     public var http = HTTPServerConfiguration()
     public var store: StoreKind = .sqlite
     public var sqlitePath = "./data/sessions.sqlite"
     public var sqliteBusyTimeoutMs = 5000
-    public var sqliteSynchronous = "NORMAL"
+    public var sqliteSynchronous = "FULL"
     public var dynamoTable = "CognigySessions"
     public var dynamoCreateTable = false
     public var dynamoRequestTimeoutMs = 2000
@@ -106,6 +109,8 @@ public struct ServiceConfiguration: Sendable {
     public var cognigyContextKey: String?
     public var restoreInlineTimeoutMs = 3000
     public var outboxPath = "./data/outbox.sqlite"
+    public var restoreTTLSeconds: Int64 = 3600
+    public var accessLog = true
     public var webhookAPIKey: String?
     public var adminToken: String?
     public var maxJSONDepth = 32
@@ -162,7 +167,7 @@ public struct ServiceConfiguration: Sendable {
         c.awsAccessKeyId = p.optional("AWS_ACCESS_KEY_ID")
         c.awsSecretAccessKey = p.optional("AWS_SECRET_ACCESS_KEY")
         c.awsSessionToken = p.optional("AWS_SESSION_TOKEN")
-        c.sessionTTLSeconds = Int64(try p.int("SESSION_TTL_SECONDS", 60...(100 * 365 * 86400)))
+        c.sessionTTLSeconds = Int64(try p.int("SESSION_TTL_SECONDS", 1...(100 * 365 * 86400)))
         c.sweepIntervalSeconds = try p.int("SWEEP_INTERVAL_SECONDS", 1...86400)
         c.cognigyBaseURL = try p.url("COGNIGY_API_BASE_URL")
         c.cognigyAPIKey = p.optional("COGNIGY_API_KEY")
@@ -173,9 +178,12 @@ public struct ServiceConfiguration: Sendable {
         c.cognigyContextKey = p.optional("COGNIGY_CONTEXT_KEY")
         c.restoreInlineTimeoutMs = try p.int("RESTORE_INLINE_TIMEOUT_MS", 0...60_000)
         c.outboxPath = try p.string("OUTBOX_PATH", nonEmpty: true)
+        c.restoreTTLSeconds = Int64(try p.int("RESTORE_TTL_SECONDS", 1...(100 * 365 * 86400)))
+        c.accessLog = try p.bool("ACCESS_LOG")
         c.webhookAPIKey = p.optional("WEBHOOK_API_KEY")
         c.adminToken = p.optional("ADMIN_TOKEN")
         c.http.maxBodyBytes = try p.int("MAX_BODY_BYTES", 1...(64 << 20))
+        c.http.maxBufferedBodyBytes = try p.int("MAX_BUFFERED_BODY_BYTES", 1...(16 << 30))
         c.http.maxHeaderBytes = try p.int("MAX_HEADER_BYTES", 256...(1 << 20))
         c.http.maxRequestLineBytes = try p.int("MAX_REQUEST_LINE_BYTES", 64...(1 << 20))
         c.http.maxHeaderCount = try p.int("MAX_HEADER_COUNT", 4...10_000)

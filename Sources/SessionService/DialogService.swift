@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Backoff
 import DialogWire
+import Primitives
 import SessionStore
 
 /// What a user can get wrong, or what the store can refuse, while ingesting an event.
@@ -60,6 +61,18 @@ public final class DialogService: Sendable {
             guard let field = fields.first(where: { $0.value.unicodeScalars.count > maxIdLength }) else { return nil }
             return "Field '\(field.name)' is longer than \(maxIdLength) characters."
         }
+
+        /// The 400 message for the first id holding a control character (U+0000–U+001F,
+        /// U+007F), nil when none does. Ids end up in keys, URLs, logs and C strings, where a
+        /// NUL truncates and a newline forges lines.
+        public static func controlCharacterId(_ fields: [(name: String, value: String)]) -> String? {
+            guard let field = fields.first(where: { hasControlCharacter($0.value) }) else { return nil }
+            return "Field '\(field.name)' contains a control character."
+        }
+
+        public static func hasControlCharacter(_ value: String) -> Bool {
+            value.utf8.contains { $0 < 0x20 || $0 == 0x7F }
+        }
     }
 
     public let store: any SessionStore
@@ -90,12 +103,12 @@ public final class DialogService: Sendable {
     public func validate(_ event: DialogEvent) throws(IngestError) {
         guard !event.conversationId.isEmpty else { throw .invalidEvent("Field 'conversationId' is required.") }
         guard !event.channel.isEmpty else { throw .invalidEvent("Field 'channel' is required.") }
-        if let long = limits.tooLongId([
+        let ids: [(name: String, value: String)] = [
             ("conversationId", event.conversationId), ("channel", event.channel), ("intent", event.intent),
             ("userId", event.userId), ("sessionId", event.sessionId), ("eventId", event.eventId),
-        ]) {
-            throw .invalidEvent(long)
-        }
+        ]
+        if let long = limits.tooLongId(ids) { throw .invalidEvent(long) }
+        if let bad = Limits.controlCharacterId(ids) { throw .invalidEvent(bad) }
     }
 
     /// Applies one event and stores it as the next version. Returns only after the write is
@@ -113,26 +126,14 @@ public final class DialogService: Sendable {
         for attempt in 0..<limits.writeMaxAttempts {
             let latest: StoredVersion?
             do { latest = try store.latest(event.conversationId) } catch { throw Self.map(error) }
+            let previous = try live(latest, nowMs: clockMs())
 
-            var previous: SessionSnapshot?
-            if let latest {
-                switch latest.snapshot {
-                case .success(let snapshot):
-                    previous = snapshot
-                case .failure(let wireError):
-                    // SPEC: logged with its key, left untouched, the event applied to an empty state.
-                    logger.error(
-                        "corrupt stored snapshot; applying the event to an empty state",
-                        [("conversation_id", .string(latest.conversationId)), ("version", .int(latest.version)),
-                         ("error", .string("\(wireError)"))])
-                }
-            }
             if let previous, previous.recentEventIds.contains(eventId) {
-                return IngestResult(
-                    status: .duplicate, snapshot: previous, channelSwitched: false, restore: .none, restoredFrom: nil,
-                    conflicts: conflicts)
+                return duplicate(of: event, eventId: eventId, previous: previous, conflicts: conflicts)
             }
 
+            // An expired latest is no state at all, but numbering continues after it, and the
+            // write still requires it to be there (so a sweep in between is a conflict).
             let next = SessionMerge.apply(
                 event, to: previous, version: (latest?.version ?? 0) + 1, eventId: eventId, nowMs: clockMs(),
                 ttlSeconds: limits.sessionTTLSeconds)
@@ -140,7 +141,7 @@ public final class DialogService: Sendable {
                 throw .snapshotTooLarge(limit: limits.maxSnapshotBytes)
             }
             do {
-                try store.insert(next)
+                try store.insert(next, after: latest?.basis)
                 let switched = SessionMerge.isChannelSwitch(previous: previous, event: event)
                 let restoredFrom = switched ? previous?.channel : nil
                 var restore = RestoreOutcome.none
@@ -166,6 +167,40 @@ public final class DialogService: Sendable {
         throw .tooMuchContention(attempts: limits.writeMaxAttempts)
     }
 
+    /// The state an event builds on: nil when nothing is stored, when the latest version
+    /// has expired (SPEC "Expiry"), or when it is corrupt (logged, then treated as empty).
+    private func live(_ latest: StoredVersion?, nowMs: Int64) throws(IngestError) -> SessionSnapshot? {
+        guard let latest, !latest.isExpired(nowSeconds: nowMs / 1000) else { return nil }
+        switch latest.snapshot {
+        case .success(let snapshot):
+            return snapshot
+        case .failure(let wireError):
+            // SPEC: logged with its key, left untouched, the event applied to an empty state.
+            logger.error(
+                "corrupt stored snapshot; applying the event to an empty state",
+                [("conversation_id", .string(latest.conversationId)), ("version", .int(latest.version)),
+                 ("error", .string("\(wireError)"))])
+            return nil
+        }
+    }
+
+    /// A re-delivered event changes nothing. If it is the channel switch that made the
+    /// latest version, its restore is queued again: the first delivery may have been
+    /// acknowledged by the store and then lost with the process before its restore was
+    /// queued (the outbox keeps one restore per session, so this cannot pile up).
+    private func duplicate(of event: DialogEvent, eventId: String, previous: SessionSnapshot, conflicts: Int) -> IngestResult {
+        let wasSwitch =
+            previous.recentEventIds.last == eventId && previous.channel == event.channel
+            && !previous.previousChannel.isEmpty && previous.previousChannel != event.channel
+        var restore = RestoreOutcome.none
+        if wasSwitch, restorer != nil {
+            restore = restoreAfterSwitch(previous, restoredFrom: previous.previousChannel, event: event)
+        }
+        return IngestResult(
+            status: .duplicate, snapshot: previous, channelSwitched: wasSwitch, restore: restore,
+            restoredFrom: wasSwitch ? previous.previousChannel : nil, conflicts: conflicts)
+    }
+
     /// SPEC: restore only when Cognigy is configured and the event names the target session.
     private func restoreAfterSwitch(_ snapshot: SessionSnapshot, restoredFrom: String?, event: DialogEvent) -> RestoreOutcome {
         guard let restorer else { return .skipped }
@@ -175,7 +210,33 @@ public final class DialogService: Sendable {
                 [("conversation_id", .string(event.conversationId)), ("channel", .string(event.channel))])
             return .skipped
         }
-        return restorer.restore(snapshot, restoredFrom: restoredFrom, userId: event.userId, sessionId: event.sessionId)
+        return restorer.restore(
+            RestoreTarget(
+                conversationId: snapshot.conversationId, sessionId: event.sessionId, userId: event.userId,
+                restoredFrom: restoredFrom ?? ""),
+            version: snapshot.sessionVersion)
+    }
+
+    // MARK: reads (SPEC "Expiry": an expired version reads as absent)
+
+    /// The latest version, nil when none is stored or it has expired.
+    public func latest(_ conversationId: String) throws(StoreError) -> StoredVersion? {
+        guard let latest = try store.latest(conversationId), !latest.isExpired(nowSeconds: clockMs() / 1000) else { return nil }
+        return latest
+    }
+
+    /// One version, nil when not stored or expired.
+    public func version(_ conversationId: String, _ version: Int64) throws(StoreError) -> StoredVersion? {
+        guard let found = try store.version(conversationId, version), !found.isExpired(nowSeconds: clockMs() / 1000) else {
+            return nil
+        }
+        return found
+    }
+
+    /// Live versions newest first (expiry removes them from the oldest end).
+    public func versions(_ conversationId: String, limit: Int, before: Int64?) throws(StoreError) -> [StoredVersion] {
+        let now = clockMs() / 1000
+        return try store.versions(conversationId, limit: limit, before: before).filter { !$0.isExpired(nowSeconds: now) }
     }
 
     /// Writes a new version whose content is version `target` (history is never rewritten).
@@ -186,8 +247,8 @@ public final class DialogService: Sendable {
             let source: StoredVersion?
             let latest: StoredVersion?
             do {
-                source = try store.version(conversationId, target)
-                latest = try store.latest(conversationId)
+                source = try version(conversationId, target)
+                latest = try self.latest(conversationId)
             } catch { throw Self.map(error) }
             guard let source, let latest else { return nil }
             guard case .success(var next) = source.snapshot else {
@@ -199,7 +260,7 @@ public final class DialogService: Sendable {
             next.updatedAt = now
             next.expiresAt = now / 1000 + limits.sessionTTLSeconds
             do {
-                try store.insert(next)
+                try store.insert(next, after: latest.basis)
                 return next
             } catch .versionConflict {
                 sleepMs(limits.conflictBackoff.delayMs(attempt: attempt, unit: Double.random(in: 0..<1)))
@@ -219,8 +280,4 @@ public final class DialogService: Sendable {
         }
     }
 
-    private func sleepMs(_ ms: Double) {
-        guard ms > 0 else { return }
-        usleep(UInt32(min(ms * 1000, 1_000_000)))
-    }
 }

@@ -43,7 +43,9 @@ public struct InstrumentedStore: SessionStore {
     }
 
     public func latest(_ id: String) throws(StoreError) -> StoredVersion? { try timed("latest") { () throws(StoreError) in try base.latest(id) } }
-    public func insert(_ s: SessionSnapshot) throws(StoreError) { try timed("insert") { () throws(StoreError) in try base.insert(s) } }
+    public func insert(_ s: SessionSnapshot, after basis: WriteBasis?) throws(StoreError) {
+        try timed("insert") { () throws(StoreError) in try base.insert(s, after: basis) }
+    }
     public func version(_ id: String, _ v: Int64) throws(StoreError) -> StoredVersion? {
         try timed("version") { () throws(StoreError) in try base.version(id, v) }
     }

@@ -149,6 +149,9 @@ public struct Routes: Sendable {
                 .badRequest, code: "invalid_path",
                 message: "The conversation id is longer than \(service.limits.maxIdLength) characters.")
         }
+        if DialogService.Limits.hasControlCharacter(id) {
+            return .error(.badRequest, code: "invalid_path", message: "The conversation id contains a control character.")
+        }
         return body(id)
     }
 
@@ -188,7 +191,7 @@ public struct Routes: Sendable {
 
     func latest(_ id: String) -> HTTPResponse {
         do {
-            guard let stored = try service.store.latest(id) else { return notFound(id) }
+            guard let stored = try service.latest(id) else { return notFound(id) }
             return snapshotResponse(stored)
         } catch { return storeError(error) }
     }
@@ -198,7 +201,7 @@ public struct Routes: Sendable {
             return .error(.badRequest, code: "invalid_version", message: "The version must be a positive integer.")
         }
         do {
-            guard let stored = try service.store.version(id, v) else {
+            guard let stored = try service.version(id, v) else {
                 return .error(.notFound, code: "version_not_found", message: "Version \(v) is not stored for this conversation.")
             }
             return snapshotResponse(stored)
@@ -229,12 +232,12 @@ public struct Routes: Sendable {
             }
         }
         do {
-            let found = try service.store.versions(id, limit: limit, before: before)
+            let found = try service.versions(id, limit: limit, before: before)
             // An empty page is a 404 when nothing at all is stored (never written, or
             // deleted); past the end of a stored conversation it is an empty page.
             if found.isEmpty {
                 if before == nil { return notFound(id) }
-                if try service.store.latest(id) == nil { return notFound(id) }
+                if try service.latest(id) == nil { return notFound(id) }
             }
             var w = JSONWriter(capacity: 1024)
             w.beginObject()
@@ -258,8 +261,8 @@ public struct Routes: Sendable {
         do {
             let count = try service.store.deleteConversation(id)
             // Queued restores of an erased conversation must never be delivered.
-            if let outbox = service.restorer?.outbox {
-                do { try outbox.removeConversation(id) } catch { return storeError(error) }
+            if let queue = service.restorer?.queue {
+                do { try queue.removeConversation(id) } catch { return storeError(error) }
             }
             logger.info("conversation deleted", [("conversation_id", .string(id)), ("versions", .int(Int64(count)))])
             return HTTPResponse(status: .noContent)
@@ -295,14 +298,17 @@ public struct Routes: Sendable {
         case .string(let c)?: channel = c
         default: return .error(.badRequest, code: "invalid_body", message: "Field 'channel' must be a string.")
         }
-        if let long = service.limits.tooLongId([("userId", userId), ("sessionId", sessionId), ("channel", channel ?? "")]) {
-            return .error(.badRequest, code: "invalid_body", message: long)
+        let ids = [("userId", userId), ("sessionId", sessionId), ("channel", channel ?? "")]
+        if let bad = service.limits.tooLongId(ids) ?? DialogService.Limits.controlCharacterId(ids) {
+            return .error(.badRequest, code: "invalid_body", message: bad)
         }
         do {
-            guard let stored = try service.store.latest(id) else { return notFound(id) }
+            guard let stored = try service.latest(id) else { return notFound(id) }
             guard case .success(let snapshot) = stored.snapshot else { return corrupt(stored) }
             let from = snapshot.channel != channel ? snapshot.channel : snapshot.previousChannel
-            let outcome = restorer.restore(snapshot, restoredFrom: from.isEmpty ? nil : from, userId: userId, sessionId: sessionId)
+            let outcome = restorer.restore(
+                RestoreTarget(conversationId: id, sessionId: sessionId, userId: userId, restoredFrom: from),
+                version: snapshot.sessionVersion)
             var w = JSONWriter(capacity: 128)
             w.beginObject()
             w.key("conversationId"); w.value(id)

@@ -70,9 +70,12 @@ public final class ServiceApp: Sendable {
                 oauth = TokenCache.Configuration(tokenURL: tokenURL, clientId: id, clientSecret: secret, scope: configuration.cognigyScope)
             }
             let client = CognigyClient(configuration: .init(baseURL: base, apiKey: configuration.cognigyAPIKey, oauth: oauth))
+            let queue = try RestoreOutbox(
+                path: configuration.outboxPath, busyTimeoutMs: configuration.sqliteBusyTimeoutMs,
+                synchronous: configuration.sqliteSynchronous)
             restorer = Restorer(
-                client: client, outbox: try RestoreOutbox(path: configuration.outboxPath), contextKey: configuration.cognigyContextKey,
-                inlineTimeoutMs: configuration.restoreInlineTimeoutMs, ttlSeconds: configuration.sessionTTLSeconds, logger: logger)
+                client: client, queue: queue, store: store, contextKey: configuration.cognigyContextKey,
+                inlineTimeoutMs: configuration.restoreInlineTimeoutMs, ttlSeconds: configuration.restoreTTLSeconds, logger: logger)
         }
         service = DialogService(store: store, limits: limits, logger: logger, restorer: restorer)
         let serverBox = Locked<HTTPServer?>(nil)
@@ -101,13 +104,17 @@ public final class ServiceApp: Sendable {
         }
         if let restorer = service.restorer {
             let c = restorer.counts
+            samples.append(.init(
+                "cognigy_session_restore_auth_failures_total", "counter",
+                "Restores Cognigy refused with 401/403 (kept queued): alert on it, usually a key rotation in progress.", [],
+                Double(c.unauthorized)))
             for (outcome, value) in [("sent", c.sent), ("queued", c.queued), ("failed", c.failed), ("dropped", c.dropped), ("delivered_later", c.deliveredLater)] {
                 samples.append(.init(
                     "cognigy_session_restores_total", "counter",
                     "Restores into Cognigy by outcome: sent inline, queued, failed (refused), dropped (expired), delivered_later (from the outbox).",
                     [("outcome", outcome)], Double(value)))
             }
-            if let stats = try? restorer.outbox.stats(nowMs: DialogService.wallClockMs()) {
+            if let stats = try? restorer.queue.stats(nowMs: DialogService.wallClockMs()) {
                 samples.append(.init("cognigy_session_outbox_depth", "gauge", "Restores waiting in the outbox.", [], Double(stats.depth)))
                 samples.append(.init(
                     "cognigy_session_outbox_oldest_age_seconds", "gauge", "Age of the oldest restore waiting in the outbox.", [],

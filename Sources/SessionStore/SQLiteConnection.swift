@@ -1,4 +1,5 @@
 import CSQLite
+import Foundation
 import Primitives
 
 /// One SQLite connection with its prepared statements. Not thread-safe by itself: the
@@ -18,6 +19,10 @@ final class SQLiteConnection: @unchecked Sendable {
     }
 
     init(path: String, busyTimeoutMs: Int, synchronous: String) throws(StoreError) {
+        // Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the
+        // database file's mode, so none of the three is readable by other users.
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        if fd >= 0 { close(fd) }
         var handle: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &handle, flags, nil)
@@ -35,6 +40,18 @@ final class SQLiteConnection: @unchecked Sendable {
             try exec("PRAGMA synchronous=\(synchronous)")
         } catch {
             throw .unavailable("cannot configure \(path): \(error.message)")
+        }
+    }
+
+    /// Creates the folder a database file lives in (mode 0700: only the service reads it).
+    static func createParentFolder(of path: String) throws(StoreError) {
+        let directory = (path as NSString).deletingLastPathComponent
+        guard !directory.isEmpty else { return }
+        do {
+            try FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw .unavailable("cannot create folder \(directory): \(error.localizedDescription)")
         }
     }
 
@@ -127,9 +144,13 @@ struct Binder {
 struct Row {
     let stmt: OpaquePointer
     func int(_ column: Int32) -> Int64 { sqlite3_column_int64(stmt, column) }
+    /// The column's exact bytes as UTF-8 (invalid sequences repaired). Not
+    /// `String(cString:)`: that stops at a NUL, so an id holding one came back truncated
+    /// and no longer matched its own row.
     func text(_ column: Int32) -> String {
         guard let p = sqlite3_column_text(stmt, column) else { return "" }
-        return String(cString: p)
+        let count = Int(sqlite3_column_bytes(stmt, column))
+        return String(decoding: UnsafeBufferPointer(start: p, count: count), as: UTF8.self)
     }
     func blob(_ column: Int32) -> [UInt8] {
         let count = Int(sqlite3_column_bytes(stmt, column))

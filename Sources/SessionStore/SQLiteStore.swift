@@ -12,11 +12,12 @@ public final class SQLiteStore: SessionStore {
         public var path: String
         /// How long a write waits for another connection's lock before giving up (→ 503).
         public var busyTimeoutMs: Int = 5000
-        /// `NORMAL` (default) survives a process crash; `FULL` also survives power loss
-        /// at the price of an fsync per write.
-        public var synchronous: String = "NORMAL"
+        /// `FULL` (default, SPEC: a 200 means durably stored) survives power loss at the
+        /// price of an fsync per commit, which group commit shares among a batch; `NORMAL`
+        /// survives a process crash only.
+        public var synchronous: String = "FULL"
 
-        public init(path: String, busyTimeoutMs: Int = 5000, synchronous: String = "NORMAL") {
+        public init(path: String, busyTimeoutMs: Int = 5000, synchronous: String = "FULL") {
             self.path = path
             self.busyTimeoutMs = busyTimeoutMs
             self.synchronous = synchronous
@@ -53,14 +54,7 @@ public final class SQLiteStore: SessionStore {
 
     public init(configuration: Configuration) throws(StoreError) {
         self.configuration = configuration
-        let directory = (configuration.path as NSString).deletingLastPathComponent
-        if !directory.isEmpty {
-            do {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            } catch {
-                throw .unavailable("cannot create folder \(directory): \(error.localizedDescription)")
-            }
-        }
+        try SQLiteConnection.createParentFolder(of: configuration.path)
         let writeConnection = try SQLiteConnection(
             path: configuration.path, busyTimeoutMs: configuration.busyTimeoutMs, synchronous: configuration.synchronous)
         do {
@@ -79,13 +73,21 @@ public final class SQLiteStore: SessionStore {
         .unavailable("\(what): \(f.message) (sqlite \(f.extended))")
     }
 
+    /// The columns every read selects, in the order `stored` reads them.
+    static let columns = "version, snapshot, updated_at, expires_at"
+
+    private static func stored(_ conversationId: String, _ row: Row) -> StoredVersion {
+        StoredVersion(
+            conversationId: conversationId, version: row.int(0), updatedAt: row.int(2), expiresAt: row.int(3), bytes: row.blob(1))
+    }
+
     public func latest(_ conversationId: String) throws(StoreError) -> StoredVersion? {
         try read("read latest") { conn throws(SQLiteConnection.Failure) in
             var found: StoredVersion?
             try conn.query(
-                "SELECT version, snapshot FROM snapshots WHERE conversation_id = ?1 ORDER BY version DESC LIMIT 1",
+                "SELECT \(Self.columns) FROM snapshots WHERE conversation_id = ?1 ORDER BY version DESC LIMIT 1",
                 bind: { $0.text(1, conversationId) },
-                row: { found = StoredVersion(conversationId: conversationId, version: $0.int(0), bytes: $0.blob(1)) })
+                row: { found = Self.stored(conversationId, $0) })
             return found
         }
     }
@@ -94,9 +96,9 @@ public final class SQLiteStore: SessionStore {
         try read("read version") { conn throws(SQLiteConnection.Failure) in
             var found: StoredVersion?
             try conn.query(
-                "SELECT version, snapshot FROM snapshots WHERE conversation_id = ?1 AND version = ?2",
+                "SELECT \(Self.columns) FROM snapshots WHERE conversation_id = ?1 AND version = ?2",
                 bind: { $0.text(1, conversationId); $0.int(2, version) },
-                row: { found = StoredVersion(conversationId: conversationId, version: $0.int(0), bytes: $0.blob(1)) })
+                row: { found = Self.stored(conversationId, $0) })
             return found
         }
     }
@@ -105,13 +107,13 @@ public final class SQLiteStore: SessionStore {
         try read("list versions") { conn throws(SQLiteConnection.Failure) in
             var found: [StoredVersion] = []
             try conn.query(
-                "SELECT version, snapshot FROM snapshots WHERE conversation_id = ?1 AND version < ?2 ORDER BY version DESC LIMIT ?3",
+                "SELECT \(Self.columns) FROM snapshots WHERE conversation_id = ?1 AND version < ?2 ORDER BY version DESC LIMIT ?3",
                 bind: {
                     $0.text(1, conversationId)
                     $0.int(2, before ?? Int64.max)
                     $0.int(3, Int64(limit))
                 },
-                row: { found.append(StoredVersion(conversationId: conversationId, version: $0.int(0), bytes: $0.blob(1))) })
+                row: { found.append(Self.stored(conversationId, $0)) })
             return found
         }
     }
@@ -122,10 +124,10 @@ public final class SQLiteStore: SessionStore {
     /// leadership to the next waiter. One commit then writes the hot B-tree pages once per
     /// batch instead of once per row. Nobody is answered before its transaction commits, and
     /// a failed commit fails the whole batch (nothing half-written).
-    public func insert(_ snapshot: SessionSnapshot) throws(StoreError) {
+    public func insert(_ snapshot: SessionSnapshot, after basis: WriteBasis?) throws(StoreError) {
         var slots = JSONWriter(capacity: 64)
         SessionSnapshot.writeStringMap(snapshot.slots, to: &slots)
-        let me = PendingWrite(snapshot: snapshot, slotsJSON: slots.string, bytes: snapshot.serializedBytes())
+        let me = PendingWrite(snapshot: snapshot, basis: basis, slotsJSON: slots.string, bytes: snapshot.serializedBytes())
         var leading = writeQueue.withLock { q -> Bool in
             q.pending.append(me)
             if q.leaderActive { return false }
@@ -175,6 +177,20 @@ public final class SQLiteStore: SessionStore {
             do throws(SQLiteConnection.Failure) {
                 for write in batch {
                     let s = write.snapshot
+                    // SPEC: n+1 is written only while the very version n it was built from is
+                    // still stored (same updated_at), inside the same transaction: a DELETE or
+                    // the sweeper that removed n in between makes this a version conflict.
+                    if let basis = write.basis {
+                        var stillThere = false
+                        try conn.query(
+                            "SELECT updated_at FROM snapshots WHERE conversation_id = ?1 AND version = ?2",
+                            bind: { $0.text(1, s.conversationId); $0.int(2, basis.version) },
+                            row: { stillThere = $0.int(0) == basis.updatedAt })
+                        guard stillThere else {
+                            results.append(.failure(.versionConflict(conversationId: s.conversationId, version: s.sessionVersion)))
+                            continue
+                        }
+                    }
                     try conn.query(
                         """
                         INSERT INTO snapshots(conversation_id, version, channel, previous_channel, intent, slots, ts,
@@ -270,13 +286,15 @@ private final class PendingWrite: @unchecked Sendable {
     }
 
     let snapshot: SessionSnapshot
+    let basis: WriteBasis?
     let slotsJSON: String
     let bytes: [UInt8]
     var outcome: Outcome = .waiting
     let wake = DispatchSemaphore(value: 0)
 
-    init(snapshot: SessionSnapshot, slotsJSON: String, bytes: [UInt8]) {
+    init(snapshot: SessionSnapshot, basis: WriteBasis?, slotsJSON: String, bytes: [UInt8]) {
         self.snapshot = snapshot
+        self.basis = basis
         self.slotsJSON = slotsJSON
         self.bytes = bytes
     }

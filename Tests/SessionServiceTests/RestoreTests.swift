@@ -1,5 +1,6 @@
 import DialogWire
 import Foundation
+import Primitives
 import HTTPServer
 import Cognigy
 import SessionStore
@@ -73,7 +74,7 @@ final class RestoreTests: XCTestCase {
             sent.body,
             #"{"userId":"u-9","context":{"destination":"LHR","origin":"JFK","seat":"1A","intent":"book_flight","sessionVersion":2,"restoredFrom":"web-chat"}}"#)
         XCTAssertEqual(app!.service.restorer!.counts.sent, 1)
-        XCTAssertEqual(try app!.service.restorer!.outbox.stats(nowMs: 0).depth, 0)
+        XCTAssertEqual(try app!.service.restorer!.queue.stats(nowMs: 0).depth, 0)
     }
 
     func testContextKeyNesting() throws {
@@ -103,11 +104,11 @@ final class RestoreTests: XCTestCase {
         let started = Date()
         XCTAssertEqual(try post(whatsapp)["restore"], .string("queued"))
         XCTAssertLessThan(Date().timeIntervalSince(started), 1.5, "the webhook waits at most the inline timeout")
-        XCTAssertEqual(try app!.service.restorer!.outbox.stats(nowMs: DialogService.wallClockMs()).depth, 1)
+        XCTAssertEqual(try app!.service.restorer!.queue.stats(nowMs: DialogService.wallClockMs()).depth, 1)
         fake.set(.ok)
         XCTAssertTrue(waitUntil(10) { self.fake.injects.count == 1 }, "delivered by the background worker")
         XCTAssertEqual(fake.injects.first?.sessionId, "wa-1")
-        XCTAssertTrue(waitUntil(2) { (try? self.app!.service.restorer!.outbox.stats(nowMs: 0).depth) == 0 })
+        XCTAssertTrue(waitUntil(2) { (try? self.app!.service.restorer!.queue.stats(nowMs: 0).depth) == 0 })
     }
 
     func testQueuedRestoreSurvivesRestart() throws {
@@ -190,21 +191,137 @@ final class RestoreTests: XCTestCase {
         XCTAssertNil(fake.injects.first?.apiKey)
     }
 
-    func testExpiredQueuedRestore_droppedAndCounted() throws {
-        fake.set(.down)
-        let outbox = try RestoreOutbox(path: directory.appendingPathComponent("o2.sqlite").path)
-        let restorer = Restorer(
-            client: CognigyClient(configuration: .init(baseURL: fake.baseURL, apiKey: "k", oauth: nil)), outbox: outbox,
-            contextKey: nil, inlineTimeoutMs: 200, ttlSeconds: 0, logger: Logger(level: .error) { _ in })
+    /// A restorer on its own store and queue, with a clock the test moves.
+    func makeRestorer(ttlSeconds: Int64 = 3600, clock: Locked<Int64>, queuePath: String = "q.sqlite") throws
+        -> (Restorer, SQLiteStore, RestoreOutbox)
+    {
+        let store = try SQLiteStore(configuration: .init(path: directory.appendingPathComponent("r.sqlite").path))
         var snapshot = SessionSnapshot()
         snapshot.conversationId = "old"
-        snapshot.sessionVersion = 3
-        XCTAssertEqual(restorer.restore(snapshot, restoredFrom: "web", userId: "u", sessionId: "s"), .queued)
+        snapshot.sessionVersion = 1
+        snapshot.channel = "whatsapp"
+        snapshot.previousChannel = "web"
+        snapshot.slots = ["x": "1"]
+        snapshot.updatedAt = 1
+        snapshot.expiresAt = 4_000_000_000
+        try? store.insert(snapshot, after: nil)
+        let queue = try RestoreOutbox(path: directory.appendingPathComponent(queuePath).path)
+        let restorer = Restorer(
+            client: CognigyClient(configuration: .init(baseURL: fake.baseURL, apiKey: "k", oauth: nil)), queue: queue, store: store,
+            contextKey: nil, inlineTimeoutMs: 200, ttlSeconds: ttlSeconds, logger: Logger(level: .error) { _ in },
+            clockMs: { clock.withLock { $0 } })
+        return (restorer, store, queue)
+    }
+
+    let target = RestoreTarget(conversationId: "old", sessionId: "s", userId: "u", restoredFrom: "web")
+
+    func testExpiredQueuedRestore_droppedAndCounted() throws {
+        fake.set(.down)
+        let clock = Locked<Int64>(DialogService.wallClockMs())
+        let (restorer, _, queue) = try makeRestorer(ttlSeconds: 1, clock: clock)
+        XCTAssertEqual(restorer.restore(target, version: 1), .queued)
         fake.set(.ok)
-        usleep(1_100_000)  // past its expiry (TTL 0) and its next attempt
-        XCTAssertEqual(try restorer.deliverDue(), 1)
+        clock.withLock { $0 += 1_100 }  // past its expiry (1 s) and its next attempt
+        XCTAssertEqual(restorer.deliverDue(), 0)
         XCTAssertEqual(restorer.counts.dropped, 1)
         XCTAssertEqual(fake.injects.count, 0, "an expired restore is not delivered")
-        XCTAssertEqual(try outbox.stats(nowMs: 0).depth, 0)
+        XCTAssertEqual(try queue.stats(nowMs: 0).depth, 0)
+    }
+
+    /// The crash loop of issue 10: `Retry-After: 99999999999999999999` trapped converting to
+    /// Int64, and since the restore was already queued every restart trapped again.
+    func testHugeRetryAfter_clampedNeverTraps() throws {
+        let clock = Locked<Int64>(DialogService.wallClockMs())
+        let (restorer, _, queue) = try makeRestorer(clock: clock)
+        for hint in ["99999999999999999999", "-5", "garbage", "1e400"] {
+            fake.set(.tooManyRequests(retryAfter: hint, times: 1000))
+            XCTAssertEqual(restorer.restore(target, version: 1), .queued, hint)
+            // Background: whatever was said, the next try is at most 300 s away.
+            clock.withLock { $0 += 300_001 }
+            XCTAssertEqual(restorer.deliverDue(), 0, hint)
+            XCTAssertEqual(try queue.stats(nowMs: 0).depth, 1, hint)
+        }
+        fake.set(.ok)
+        clock.withLock { $0 += 300_001 }
+        XCTAssertEqual(restorer.deliverDue(), 1)
+        XCTAssertEqual(try queue.stats(nowMs: 0).depth, 0)
+    }
+
+    func testUnauthorized_keptQueuedAndCounted() throws {
+        let clock = Locked<Int64>(DialogService.wallClockMs())
+        let (restorer, _, queue) = try makeRestorer(clock: clock)
+        fake.set(.problem(status: 401))
+        XCTAssertEqual(restorer.restore(target, version: 1), .queued, "a key rotation in progress is not a reason to drop")
+        XCTAssertEqual(restorer.counts.unauthorized, 1)
+        fake.set(.problem(status: 403))
+        clock.withLock { $0 += 2_000 }
+        XCTAssertEqual(restorer.deliverDue(), 0)
+        XCTAssertEqual(restorer.counts.unauthorized, 2)
+        XCTAssertEqual(try queue.stats(nowMs: 0).depth, 1)
+        fake.set(.ok)
+        clock.withLock { $0 += 10_000 }
+        XCTAssertEqual(restorer.deliverDue(), 1)
+    }
+
+    /// Two processes sharing one queue file: a due restore is leased by one of them only.
+    func testSharedQueue_eachRestoreSentOnce() throws {
+        let clock = Locked<Int64>(DialogService.wallClockMs())
+        let (a, _, _) = try makeRestorer(clock: clock)
+        let (b, _, _) = try makeRestorer(clock: clock)
+        fake.set(.down)
+        for i in 0..<6 {
+            XCTAssertEqual(
+                a.restore(RestoreTarget(conversationId: "old", sessionId: "s\(i)", userId: "u", restoredFrom: "web"), version: 1),
+                .queued)
+        }
+        fake.set(.ok)
+        clock.withLock { $0 += 5_000 }
+        DispatchQueue.concurrentPerform(iterations: 2) { i in _ = (i == 0 ? a : b).deliverDue() }
+        XCTAssertEqual(fake.injects.count, 6)
+        XCTAssertEqual(Set(fake.injects.map(\.sessionId)).count, 6, "no session got two injects")
+    }
+
+    /// SPEC: delivery sends the latest version at delivery time, never an older one.
+    func testQueuedRestore_deliversLatestVersion() throws {
+        try start()
+        fake.set(.down)
+        _ = try post(web)
+        XCTAssertEqual(try post(whatsapp)["restore"], .string("queued"))
+        let third = try post(#"{"conversationId":"c1","channel":"whatsapp","userId":"u-9","sessionId":"wa-1","slots":{"meal":"veg"}}"#)
+        XCTAssertEqual(third["sessionVersion"], .number("3"))
+        fake.set(.ok)
+        XCTAssertTrue(waitUntil(10) { self.fake.injects.count >= 1 })
+        let body = try JSONParser.parse(Array(fake.injects[0].body.utf8))
+        XCTAssertEqual(body["context"]?["sessionVersion"], .number("3"))
+        XCTAssertEqual(body["context"]?["meal"], .string("veg"))
+        XCTAssertEqual(body["context"]?["restoredFrom"], .string("web-chat"))
+    }
+
+    /// A crash between the snapshot write and the outbox write: the re-delivered switch
+    /// event is a duplicate, and queues its restore again.
+    func testDuplicateOfSwitchEvent_requeuesRestore() throws {
+        try start()
+        fake.set(.down)
+        _ = try post(web)
+        let switchEvent = #"{"conversationId":"c1","channel":"whatsapp","userId":"u-9","sessionId":"wa-1","eventId":"in-2"}"#
+        XCTAssertEqual(try post(switchEvent)["restore"], .string("queued"))
+        try app!.service.restorer!.queue.removeConversation("c1")  // as if the process died before queueing it
+        fake.set(.ok)
+        let again = try post(switchEvent)
+        XCTAssertEqual(again["status"], .string("duplicate"))
+        XCTAssertEqual(again["restore"], .string("sent"))
+        XCTAssertEqual(fake.injects.count, 1)
+    }
+
+    /// The worker sleeps when a pass delivers nothing: a failing Cognigy sees a handful of
+    /// attempts, not a tight loop.
+    func testWorker_doesNotSpinWhileCognigyIsDown() throws {
+        try start()
+        fake.set(.down)
+        _ = try post(web)
+        XCTAssertEqual(try post(whatsapp)["restore"], .string("queued"))
+        let before = fake.attempts
+        usleep(2_000_000)
+        XCTAssertLessThanOrEqual(fake.attempts - before, 4)
     }
 }

@@ -82,7 +82,7 @@ final class DynamoDBFaultTests: XCTestCase {
         let fake = FaultyDynamoDB(.slow(ms: 1000))
         let s = try store(fake, deadlineMs: 700, requestTimeoutMs: 200)
         let started = Date()
-        XCTAssertThrowsError(try s.insert(SessionStoreContractTests.snapshot("c", 1))) { error in
+        XCTAssertThrowsError(try s.insertOnTop(SessionStoreContractTests.snapshot("c", 1))) { error in
             guard case .unavailable(let why)? = error as? StoreError else { return XCTFail("\(error)") }
             XCTAssertTrue(why.contains("timed out") || why.contains("Transport"), why)
         }

@@ -77,7 +77,7 @@ final class DynamoDBStoreTests: SessionStoreContractTests {
         let store = try makeStore() as! DynamoDBStore
         let before = store.client.requestCounts
         _ = try store.latest("c")
-        try store.insert(Self.snapshot("c", 1))
+        try store.insertOnTop(Self.snapshot("c", 1))
         let after = store.client.requestCounts
         XCTAssertEqual((after["Query"] ?? 0) - (before["Query"] ?? 0), 1)
         XCTAssertEqual((after["PutItem"] ?? 0) - (before["PutItem"] ?? 0), 1)
@@ -88,7 +88,7 @@ final class DynamoDBStoreTests: SessionStoreContractTests {
     /// by Query and by GetItem.
     func testEmptySlotName_roundTripsThroughSnapshot() throws {
         let store = try makeStore()
-        try store.insert(Self.snapshot("e", 1, slots: ["": "x", "a": "1"]))
+        try store.insertOnTop(Self.snapshot("e", 1, slots: ["": "x", "a": "1"]))
         for stored in [try store.latest("e"), try store.version("e", 1), try store.versions("e", limit: 5, before: nil).first] {
             XCTAssertEqual(try XCTUnwrap(stored).snapshot.get().slots, ["": "x", "a": "1"])
         }
@@ -101,20 +101,20 @@ final class DynamoDBStoreTests: SessionStoreContractTests {
         let store = try makeStore() as! DynamoDBStore
         let big = Self.snapshot("big", 1, slots: ["a": String(repeating: "x", count: 210_000)])
         let sent = store.client.requestCounts["PutItem"] ?? 0
-        XCTAssertThrowsError(try store.insert(big)) { error in
+        XCTAssertThrowsError(try store.insertOnTop(big)) { error in
             guard case .tooLarge(let bytes, let limit)? = error as? StoreError else { return XCTFail("\(error)") }
             XCTAssertEqual(limit, 409_600)
             XCTAssertGreaterThan(bytes, 420_000)
         }
         XCTAssertEqual(store.client.requestCounts["PutItem"] ?? 0, sent, "nothing sent")
         // Just under the limit is stored.
-        try store.insert(Self.snapshot("big", 1, slots: ["a": String(repeating: "x", count: 200_000)]))
+        try store.insertOnTop(Self.snapshot("big", 1, slots: ["a": String(repeating: "x", count: 200_000)]))
         XCTAssertEqual(try store.latest("big")?.version, 1)
     }
 
     func testDeleteManyVersions_pagesAndBatches() throws {
         let store = try makeStore()
-        for v in 1...130 { try store.insert(Self.snapshot("many", Int64(v))) }
+        for v in 1...130 { try store.insertOnTop(Self.snapshot("many", Int64(v))) }
         XCTAssertEqual(try store.deleteConversation("many"), 130)
         XCTAssertNil(try store.latest("many"))
     }
@@ -131,7 +131,7 @@ final class DynamoDBStoreTests: SessionStoreContractTests {
         var s = Self.snapshot("conv-1", 1, slots: ["origin": "JFK", "n": "2"])
         s.previousChannel = "web-chat"
         s.channels["whatsapp"] = ChannelState(userId: "u1", sessionId: "s1", lastSeen: 7)
-        try store.insert(s)
+        try store.insertOnTop(s)
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)

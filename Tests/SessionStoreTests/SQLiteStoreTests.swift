@@ -43,9 +43,9 @@ class SessionStoreContractTests: XCTestCase {
     func testInsertThenReadLatestAndVersion() throws {
         let store = try makeStore()
         XCTAssertNil(try store.latest("c1"))
-        try store.insert(Self.snapshot("c1", 1, slots: ["origin": "JFK"]))
-        try store.insert(Self.snapshot("c1", 2, slots: ["origin": "JFK", "destination": "LHR"]))
-        try store.insert(Self.snapshot("other", 1))
+        try store.insertOnTop(Self.snapshot("c1", 1, slots: ["origin": "JFK"]))
+        try store.insertOnTop(Self.snapshot("c1", 2, slots: ["origin": "JFK", "destination": "LHR"]))
+        try store.insertOnTop(Self.snapshot("other", 1))
         let latest = try XCTUnwrap(store.latest("c1"))
         XCTAssertEqual(latest.version, 2)
         XCTAssertEqual(try latest.snapshot.get(), Self.snapshot("c1", 2, slots: ["origin": "JFK", "destination": "LHR"]))
@@ -55,8 +55,8 @@ class SessionStoreContractTests: XCTestCase {
 
     func testInsertExistingVersion_isAConflict() throws {
         let store = try makeStore()
-        try store.insert(Self.snapshot("c1", 1))
-        XCTAssertThrowsError(try store.insert(Self.snapshot("c1", 1, slots: ["x": "y"]))) {
+        try store.insertOnTop(Self.snapshot("c1", 1))
+        XCTAssertThrowsError(try store.insertOnTop(Self.snapshot("c1", 1, slots: ["x": "y"]))) {
             XCTAssertEqual($0 as? StoreError, .versionConflict(conversationId: "c1", version: 1))
         }
         XCTAssertEqual(try store.version("c1", 1)?.snapshot.get().slots, [:], "the first write stands")
@@ -64,7 +64,7 @@ class SessionStoreContractTests: XCTestCase {
 
     func testVersionsPaging_newestFirst() throws {
         let store = try makeStore()
-        for v in 1...7 { try store.insert(Self.snapshot("c", Int64(v))) }
+        for v in 1...7 { try store.insertOnTop(Self.snapshot("c", Int64(v))) }
         XCTAssertEqual(try store.versions("c", limit: 3, before: nil).map(\.version), [7, 6, 5])
         XCTAssertEqual(try store.versions("c", limit: 3, before: 5).map(\.version), [4, 3, 2])
         XCTAssertEqual(try store.versions("c", limit: 3, before: 2).map(\.version), [1])
@@ -74,8 +74,8 @@ class SessionStoreContractTests: XCTestCase {
 
     func testDeleteConversation_erasesEveryVersionOnlyOfIt() throws {
         let store = try makeStore()
-        for v in 1...3 { try store.insert(Self.snapshot("c", Int64(v))) }
-        try store.insert(Self.snapshot("keep", 1))
+        for v in 1...3 { try store.insertOnTop(Self.snapshot("c", Int64(v))) }
+        try store.insertOnTop(Self.snapshot("keep", 1))
         XCTAssertEqual(try store.deleteConversation("c"), 3)
         XCTAssertNil(try store.latest("c"))
         XCTAssertNotNil(try store.latest("keep"))
@@ -99,7 +99,7 @@ class SessionStoreContractTests: XCTestCase {
                         var next = Self.snapshot("hot", (latest?.version ?? 0) + 1)
                         next.slots = (try latest?.snapshot.get().slots) ?? [:]
                         next.slots["w\(worker)-\(i)"] = "1"
-                        try store.insert(next)
+                        try store.insertOnTop(next)
                         let clash = acknowledged.withLock { acked -> String? in
                             defer { acked[next.sessionVersion] = "w\(worker)-\(i)" }
                             return acked[next.sessionVersion]
@@ -123,9 +123,9 @@ class SessionStoreContractTests: XCTestCase {
 
     func testSweepExpired() throws {
         let store = try makeStore()
-        try store.insert(Self.snapshot("c", 1, expiresAt: 100))
-        try store.insert(Self.snapshot("c", 2, expiresAt: 200))
-        try store.insert(Self.snapshot("d", 1, expiresAt: 150))
+        try store.insertOnTop(Self.snapshot("c", 1, expiresAt: 100))
+        try store.insertOnTop(Self.snapshot("c", 2, expiresAt: 200))
+        try store.insertOnTop(Self.snapshot("d", 1, expiresAt: 150))
         XCTAssertEqual(try store.sweepExpired(now: 150), 2)
         XCTAssertEqual(try store.versions("c", limit: 10, before: nil).map(\.version), [2])
         XCTAssertNil(try store.latest("d"))
@@ -143,7 +143,7 @@ final class SQLiteStoreTests: SessionStoreContractTests {
     func testSurvivesReopen() throws {
         do {
             let store = try SQLiteStore(configuration: .init(path: path))
-            try store.insert(Self.snapshot("c", 1, slots: ["k": "v"]))
+            try store.insertOnTop(Self.snapshot("c", 1, slots: ["k": "v"]))
         }
         let reopened = try SQLiteStore(configuration: .init(path: path))
         XCTAssertEqual(try reopened.latest("c")?.snapshot.get().slots, ["k": "v"])
@@ -158,7 +158,7 @@ final class SQLiteStoreTests: SessionStoreContractTests {
 
     func testCorruptSnapshotIsReportedNotThrown() throws {
         let store = try SQLiteStore(configuration: .init(path: path))
-        try store.insert(Self.snapshot("c", 1))
+        try store.insertOnTop(Self.snapshot("c", 1))
         _ = try rawQuery(path, "UPDATE snapshots SET snapshot = x'0F' WHERE conversation_id = 'c'")
         let latest = try XCTUnwrap(store.latest("c"))
         XCTAssertEqual(latest.version, 1)
@@ -168,7 +168,7 @@ final class SQLiteStoreTests: SessionStoreContractTests {
 
     func testColumnsHoldTheSnapshotContent() throws {
         let store = try SQLiteStore(configuration: .init(path: path))
-        try store.insert(Self.snapshot("c", 1, slots: ["b": "2", "a": "1"]))
+        try store.insertOnTop(Self.snapshot("c", 1, slots: ["b": "2", "a": "1"]))
         XCTAssertEqual(
             try rawQuery(path, "SELECT channel || '|' || intent || '|' || slots || '|' || ts || '|' || expires_at FROM snapshots"),
             #"web-chat|book_flight|{"a":"1","b":"2"}|1718409600|4000000000"#)
@@ -181,12 +181,12 @@ final class SQLiteStoreTests: SessionStoreContractTests {
         defer { sqlite3_close(db) }
         XCTAssertEqual(sqlite3_exec(db, "BEGIN EXCLUSIVE", nil, nil, nil), SQLITE_OK)
         let started = Date()
-        XCTAssertThrowsError(try store.insert(Self.snapshot("c", 1))) {
+        XCTAssertThrowsError(try store.insertOnTop(Self.snapshot("c", 1))) {
             guard case .unavailable? = $0 as? StoreError else { return XCTFail("\($0)") }
         }
         XCTAssertLessThan(Date().timeIntervalSince(started), 2)
         sqlite3_exec(db, "ROLLBACK", nil, nil, nil)
-        XCTAssertNoThrow(try store.insert(Self.snapshot("c", 1)), "writes succeed once the lock is gone")
+        XCTAssertNoThrow(try store.insertOnTop(Self.snapshot("c", 1)), "writes succeed once the lock is gone")
     }
 
     private func rawQuery(_ path: String, _ sql: String) throws -> String {
@@ -206,4 +206,13 @@ final class ManagedCounter: @unchecked Sendable {
     private var count = 0
     func increment() { lock.lock(); count += 1; lock.unlock() }
     var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+}
+
+extension SessionStore {
+    /// Test shorthand: writes `s` on top of whatever version `s.sessionVersion - 1` is stored
+    /// now (no basis for version 1, or when it is missing), as the pipeline does after a read.
+    func insertOnTop(_ s: SessionSnapshot) throws {
+        let basis = s.sessionVersion > 1 ? try version(s.conversationId, s.sessionVersion - 1)?.basis : nil
+        try insert(s, after: basis)
+    }
 }

@@ -66,7 +66,10 @@ public final class DynamoDBClient: Sendable {
             awsSigV4: AWSSigV4(
                 region: c.region, service: "dynamodb", accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey,
                 sessionToken: c.sessionToken))
+        // DynamoDB answers at most 1 MB of data per Query; base64 and JSON make that ~1.4 MB.
+        request.maxResponseBytes = 4 << 20
         var last = DynamoDBError(code: DynamoDBError.transport, message: "no attempt made", status: 0)
+        var ambiguous = false
         for attempt in 0..<max(1, c.maxAttempts) {
             let remaining = deadline - monotonicMs()
             if remaining <= 0 { break }
@@ -88,11 +91,14 @@ public final class DynamoDBClient: Sendable {
             } catch {
                 throw last
             }
+            last.afterAmbiguousAttempt = ambiguous
             guard last.isRetryable else { throw last }
+            // A lost connection or a 5xx may come after DynamoDB applied the request.
+            if last.code == DynamoDBError.transport || last.status >= 500 { ambiguous = true }
             let wait = c.backoff.delayMs(attempt: attempt, unit: Double.random(in: 0..<1))
             let left = deadline - monotonicMs()
             if Double(left) <= wait { break }
-            if wait > 0 { usleep(UInt32(wait * 1000)) }
+            sleepMs(wait)
         }
         throw last
     }

@@ -7,19 +7,36 @@ public struct DynamoDBError: Error, Equatable, Sendable, CustomStringConvertible
     public let message: String
     /// HTTP status (0 for transport failures).
     public let status: Int
+    /// `TransactionCanceledException`: one `Code` per item of the transaction, in order
+    /// (`None`, `ConditionalCheckFailed`, `TransactionConflict`, …).
+    public var cancellationReasons: [String] = []
+    /// An earlier attempt of the same request ended without a clear answer (a transport
+    /// failure or a 5xx), so it may have been applied: a conditional write that now fails
+    /// may have failed against its own first attempt.
+    public var afterAmbiguousAttempt = false
 
-    public init(code: String, message: String, status: Int) {
+    public init(code: String, message: String, status: Int, cancellationReasons: [String] = []) {
         self.code = code
         self.message = message
         self.status = status
+        self.cancellationReasons = cancellationReasons
     }
 
     public var description: String { "\(code) (\(status)): \(message)" }
 
     public static let conditionalCheckFailed = "ConditionalCheckFailedException"
+    public static let transactionCanceled = "TransactionCanceledException"
     public static let resourceNotFound = "ResourceNotFoundException"
     public static let validation = "ValidationException"
     public static let transport = "Transport"
+
+    /// A conditional write lost: its condition failed, or (in a transaction) another
+    /// transaction held one of its items. Either way: re-read and retry.
+    public var isConditionFailure: Bool {
+        code == Self.conditionalCheckFailed
+            || (code == Self.transactionCanceled
+                && cancellationReasons.contains { $0 == "ConditionalCheckFailed" || $0 == "TransactionConflict" })
+    }
 
     /// Worth another attempt after a backoff: throttling, server errors, lost connections.
     public var isRetryable: Bool {
@@ -44,6 +61,12 @@ public struct DynamoDBError: Error, Equatable, Sendable, CustomStringConvertible
         var message = ""
         if case .string(let m)? = json?["message"] { message = m } else if case .string(let m)? = json?["Message"] { message = m }
         if message.isEmpty { message = String(decoding: body.prefix(200), as: UTF8.self) }
-        return DynamoDBError(code: code, message: message, status: status)
+        var reasons: [String] = []
+        if case .array(let list)? = json?["CancellationReasons"] {
+            for reason in list {
+                if case .string(let c)? = reason["Code"] { reasons.append(c) } else { reasons.append("None") }
+            }
+        }
+        return DynamoDBError(code: code, message: message, status: status, cancellationReasons: reasons)
     }
 }

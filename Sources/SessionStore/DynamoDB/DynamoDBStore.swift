@@ -1,10 +1,13 @@
 import DialogWire
 import Foundation
+import Primitives
 
 /// Snapshots in DynamoDB: table keys `ConversationId` (S, hash) + `SessionVersion` (N,
-/// range), one item per version. The write is PutItem with
-/// `attribute_not_exists(ConversationId)`; latest is a consistent Query, newest first,
-/// Limit 1. So one event costs one Query and one PutItem on the fast path.
+/// range), one item per version. Latest is a consistent Query, newest first, Limit 1. The
+/// write of version 1 is PutItem with `attribute_not_exists(ConversationId)`; the write of
+/// n+1 is TransactWriteItems: a ConditionCheck that version n still has the `UpdatedAt` it
+/// was read with, plus that conditional Put (SPEC: erasure is final). So one event costs
+/// one Query and one write request on the fast path.
 public final class DynamoDBStore: SessionStore {
     public let client: DynamoDBClient
     public let table: String
@@ -60,10 +63,28 @@ public final class DynamoDBStore: SessionStore {
         guard let version = item["SessionVersion"]?.int64Value else {
             throw .invalidRequest("item of \(conversationId) in \(table) has no numeric SessionVersion")
         }
+        let updatedAt = item["UpdatedAt"]?.int64Value ?? 0
+        let expiresAt = item["ExpiresAt"]?.int64Value ?? Int64.max
         guard let bytes = item["Snapshot"]?.bytesValue else {
-            return StoredVersion(conversationId: conversationId, version: version, snapshot: .failure(.truncated))
+            return StoredVersion(
+                conversationId: conversationId, version: version, updatedAt: updatedAt, expiresAt: expiresAt,
+                snapshot: .failure(.truncated))
         }
-        return StoredVersion(conversationId: conversationId, version: version, bytes: bytes)
+        return StoredVersion(conversationId: conversationId, version: version, updatedAt: updatedAt, expiresAt: expiresAt, bytes: bytes)
+    }
+
+    /// What reads project (Snapshot is a reserved word: every name goes through a placeholder).
+    static let readProjection = "#v, #s, #u, #e"
+    static let projectionNames = ["#v": "SessionVersion", "#s": "Snapshot", "#u": "UpdatedAt", "#e": "ExpiresAt"]
+
+    private static func writeProjection(_ projection: String, to w: inout JSONWriter) {
+        w.key("ProjectionExpression"); w.value(projection)
+        w.key("ExpressionAttributeNames")
+        w.beginObject()
+        for (placeholder, name) in projectionNames.sorted(by: { $0.key < $1.key }) where projection.contains(placeholder) {
+            w.key(placeholder); w.value(name)
+        }
+        w.endObject()
     }
 
     // MARK: requests
@@ -107,9 +128,10 @@ public final class DynamoDBStore: SessionStore {
         return out
     }
 
-    /// Query newest first with the key condition; pages until `limit` items or the end.
+    /// Query with the key condition, newest first unless `ascending`; pages until `limit`
+    /// items or the end.
     private func query(
-        _ conversationId: String, before: Int64?, limit: Int, projection: String
+        _ conversationId: String, before: Int64?, limit: Int, projection: String, ascending: Bool = false
     ) throws(StoreError) -> [[String: AttributeValue]] {
         var found: [[String: AttributeValue]] = []
         var startKey: JSONValue?
@@ -121,14 +143,8 @@ public final class DynamoDBStore: SessionStore {
                 var values: [String: AttributeValue] = [":c": .s(conversationId)]
                 if let before { values[":b"] = .int(before) }
                 AttributeValue.writeMap(values, to: &w)
-                // Snapshot is a reserved word: project through attribute-name placeholders.
-                w.key("ProjectionExpression"); w.value(projection)
-                w.key("ExpressionAttributeNames")
-                w.beginObject()
-                w.key("#v"); w.value("SessionVersion")
-                if projection.contains("#s") { w.key("#s"); w.value("Snapshot") }
-                w.endObject()
-                w.key("ScanIndexForward"); w.value(false)
+                Self.writeProjection(projection, to: &w)
+                w.key("ScanIndexForward"); w.value(ascending)
                 w.key("ConsistentRead"); w.value(true)
                 w.key("Limit"); w.value(limit - found.count)
                 if let startKey { w.key("ExclusiveStartKey"); w.value(startKey) }
@@ -142,46 +158,67 @@ public final class DynamoDBStore: SessionStore {
     // MARK: SessionStore
 
     public func latest(_ conversationId: String) throws(StoreError) -> StoredVersion? {
-        guard let item = try query(conversationId, before: nil, limit: 1, projection: "#v, #s").first else {
+        guard let item = try query(conversationId, before: nil, limit: 1, projection: Self.readProjection).first else {
             return nil
         }
         return try stored(conversationId, item)
     }
 
-    public func insert(_ snapshot: SessionSnapshot) throws(StoreError) {
+    public func insert(_ snapshot: SessionSnapshot, after basis: WriteBasis?) throws(StoreError) {
         let item = Self.item(snapshot)
         // Slots are stored twice (in Snapshot and as the readable Slots map), so a snapshot
         // under MAX_SNAPSHOT_BYTES can still make an item DynamoDB refuses: say so as such
         // (413) rather than as a ValidationException (500).
         let size = Self.itemBytes(item)
         guard size <= Self.maxItemBytes else { throw .tooLarge(bytes: size, limit: Self.maxItemBytes) }
+        let operation = basis == nil ? "PutItem" : "TransactWriteItems"
         var w = JSONWriter(capacity: 1024)
         w.beginObject()
+        if let basis {
+            w.key("TransactItems")
+            w.beginArray()
+            w.beginObject(); w.key("ConditionCheck"); w.beginObject()
+            w.key("TableName"); w.value(table)
+            w.key("Key"); Self.key(&w, snapshot.conversationId, basis.version)
+            w.key("ConditionExpression"); w.value("#u = :u")
+            w.key("ExpressionAttributeNames"); w.beginObject(); w.key("#u"); w.value("UpdatedAt"); w.endObject()
+            w.key("ExpressionAttributeValues"); AttributeValue.writeMap([":u": .int(basis.updatedAt)], to: &w)
+            w.endObject(); w.endObject()
+            w.beginObject(); w.key("Put"); w.beginObject()
+            Self.writePut(item, table: table, to: &w)
+            w.endObject(); w.endObject()
+            w.endArray()
+        } else {
+            Self.writePut(item, table: table, to: &w)
+        }
+        w.endObject()
+        do {
+            _ = try client.call(operation, w.bytes)
+        } catch {
+            guard error.isConditionFailure else { throw map(error, operation) }
+            // SPEC "Ambiguous writes": the first attempt may have been applied and only its
+            // answer lost; then the retry failed against our own item, which is a success.
+            if error.afterAmbiguousAttempt, let mine = try? version(snapshot.conversationId, snapshot.sessionVersion),
+                case .success(let stored) = mine.snapshot, stored == snapshot
+            {
+                return
+            }
+            throw .versionConflict(conversationId: snapshot.conversationId, version: snapshot.sessionVersion)
+        }
+    }
+
+    private static func writePut(_ item: [String: AttributeValue], table: String, to w: inout JSONWriter) {
         w.key("TableName"); w.value(table)
         w.key("Item"); AttributeValue.writeMap(item, to: &w)
         w.key("ConditionExpression"); w.value("attribute_not_exists(ConversationId)")
-        w.endObject()
-        do {
-            _ = try client.call("PutItem", w.bytes)
-        } catch {
-            if error.code == DynamoDBError.conditionalCheckFailed {
-                throw .versionConflict(conversationId: snapshot.conversationId, version: snapshot.sessionVersion)
-            }
-            throw map(error, "PutItem")
-        }
     }
 
     public func version(_ conversationId: String, _ version: Int64) throws(StoreError) -> StoredVersion? {
         let answer = try request("GetItem") { w in
             w.key("Key"); Self.key(&w, conversationId, version)
             w.key("ConsistentRead"); w.value(true)
-            // Only what is read back, as for Query (Snapshot is a reserved word).
-            w.key("ProjectionExpression"); w.value("#v, #s")
-            w.key("ExpressionAttributeNames")
-            w.beginObject()
-            w.key("#v"); w.value("SessionVersion")
-            w.key("#s"); w.value("Snapshot")
-            w.endObject()
+            // Only what is read back, as for Query.
+            Self.writeProjection(Self.readProjection, to: &w)
         }
         guard let itemJSON = answer["Item"] else { return nil }
         let item: [String: AttributeValue]
@@ -191,59 +228,75 @@ public final class DynamoDBStore: SessionStore {
 
     public func versions(_ conversationId: String, limit: Int, before: Int64?) throws(StoreError) -> [StoredVersion] {
         var out: [StoredVersion] = []
-        for item in try query(conversationId, before: before, limit: limit, projection: "#v, #s") {
+        for item in try query(conversationId, before: before, limit: limit, projection: Self.readProjection) {
             out.append(try stored(conversationId, item))
         }
         return out
     }
 
-    /// Reads the keys page by page and deletes them with BatchWriteItem (25 a batch),
-    /// resending whatever DynamoDB returns as unprocessed.
+    /// Deletes oldest first: keys are read in ascending order and deleted with
+    /// BatchWriteItem (25 a batch, unprocessed ones resent before the next batch), and the
+    /// newest version is deleted last, alone. So an erasure cut short (a crash, a timeout)
+    /// never leaves an older version as the latest, and a writer that read the newest
+    /// version can only build on it while it still exists (its write is conditional on it).
+    /// Repeats until nothing is left, which also removes what such a writer added meanwhile.
     public func deleteConversation(_ conversationId: String) throws(StoreError) -> Int {
+        let page = 100
         var deleted = 0
-        while true {
-            let keys = try query(conversationId, before: nil, limit: 100, projection: "#v")
+        for _ in 0..<10_000 {
+            let keys = try query(conversationId, before: nil, limit: page + 1, projection: "#v", ascending: true)
                 .compactMap { $0["SessionVersion"]?.int64Value }
-            if keys.isEmpty { return deleted }
-            for start in stride(from: 0, to: keys.count, by: 25) {
-                var pending = Array(keys[start..<min(start + 25, keys.count)])
-                var rounds = 0
-                while !pending.isEmpty {
-                    rounds += 1
-                    guard rounds <= 8 else { throw .unavailable("BatchWriteItem on \(table) keeps leaving items unprocessed") }
-                    var w = JSONWriter(capacity: 2048)
-                    w.beginObject()
-                    w.key("RequestItems")
-                    w.beginObject()
-                    w.key(table)
-                    w.beginArray()
-                    for v in pending {
-                        w.beginObject(); w.key("DeleteRequest"); w.beginObject()
-                        w.key("Key"); Self.key(&w, conversationId, v)
-                        w.endObject(); w.endObject()
+            guard let newest = keys.last else { return deleted }
+            // Without a key past this page, its last key is the newest version: keep it for last.
+            let isTail = keys.count <= page
+            let older = isTail ? Array(keys.dropLast()) : Array(keys.prefix(page))
+            for start in stride(from: 0, to: older.count, by: 25) {
+                deleted += try batchDelete(conversationId, Array(older[start..<min(start + 25, older.count)]))
+            }
+            if isTail { deleted += try batchDelete(conversationId, [newest]) }
+        }
+        throw .unavailable("deleting \(conversationId) from \(table) did not finish: writers keep adding versions")
+    }
+
+    /// Deletes these versions with BatchWriteItem, resending unprocessed ones; returns the count.
+    private func batchDelete(_ conversationId: String, _ versions: [Int64]) throws(StoreError) -> Int {
+        var pending = versions
+        var deleted = 0
+        var rounds = 0
+        while !pending.isEmpty {
+            rounds += 1
+            guard rounds <= 8 else { throw .unavailable("BatchWriteItem on \(table) keeps leaving items unprocessed") }
+            var w = JSONWriter(capacity: 2048)
+            w.beginObject()
+            w.key("RequestItems")
+            w.beginObject()
+            w.key(table)
+            w.beginArray()
+            for v in pending {
+                w.beginObject(); w.key("DeleteRequest"); w.beginObject()
+                w.key("Key"); Self.key(&w, conversationId, v)
+                w.endObject(); w.endObject()
+            }
+            w.endArray()
+            w.endObject()
+            w.endObject()
+            let answer: JSONValue
+            do { answer = try client.call("BatchWriteItem", w.bytes) } catch { throw map(error, "BatchWriteItem") }
+            var unprocessed: [Int64] = []
+            if case .array(let list)? = answer["UnprocessedItems"]?[table] {
+                for entry in list {
+                    if let keyJSON = entry["DeleteRequest"]?["Key"], let key = try? AttributeValue.map(keyJSON),
+                        let v = key["SessionVersion"]?.int64Value
+                    {
+                        unprocessed.append(v)
                     }
-                    w.endArray()
-                    w.endObject()
-                    w.endObject()
-                    let answer: JSONValue
-                    do { answer = try client.call("BatchWriteItem", w.bytes) } catch { throw map(error, "BatchWriteItem") }
-                    var unprocessed: [Int64] = []
-                    if case .array(let list)? = answer["UnprocessedItems"]?[table] {
-                        for entry in list {
-                            if case .object? = entry["DeleteRequest"]?["Key"],
-                                let key = try? AttributeValue.map(entry["DeleteRequest"]!["Key"]!),
-                                let v = key["SessionVersion"]?.int64Value
-                            {
-                                unprocessed.append(v)
-                            }
-                        }
-                    }
-                    deleted += pending.count - unprocessed.count
-                    pending = unprocessed
-                    if !pending.isEmpty { usleep(UInt32(20_000 * rounds)) }
                 }
             }
+            deleted += pending.count - unprocessed.count
+            pending = unprocessed
+            if !pending.isEmpty { sleepMs(Double(20 * rounds)) }
         }
+        return deleted
     }
 
     public func checkReady() throws(StoreError) {
