@@ -131,6 +131,95 @@ class SessionStoreContractTests: XCTestCase {
         XCTAssertNil(try store.latest("d"))
     }
 
+    /// SPEC "Erasure is final": a write built on version n before a DELETE must not land
+    /// after it, not even once a new history has reached version n again.
+    func testWriteBuiltBeforeDelete_isAConflict() throws {
+        let store = try makeStore()
+        try store.insert(Self.snapshot("c", 1, slots: ["iban": "DE1"]), after: nil)
+        let read = try XCTUnwrap(store.latest("c"))
+        XCTAssertEqual(read.updatedAt, 1_718_409_600_000)
+        XCTAssertEqual(read.expiresAt, 4_000_000_000)
+        XCTAssertEqual(try store.deleteConversation("c"), 1)
+        XCTAssertThrowsError(try store.insert(Self.snapshot("c", 2, slots: ["iban": "DE1", "x": "1"]), after: read.basis)) {
+            XCTAssertEqual($0 as? StoreError, .versionConflict(conversationId: "c", version: 2))
+        }
+        // A new history reaches version 1 again (another updatedAt): the old basis still fails.
+        var fresh = Self.snapshot("c", 1, slots: ["new": "1"])
+        fresh.updatedAt += 5
+        try store.insert(fresh, after: nil)
+        XCTAssertThrowsError(try store.insert(Self.snapshot("c", 2, slots: ["iban": "DE1"]), after: read.basis)) {
+            XCTAssertEqual($0 as? StoreError, .versionConflict(conversationId: "c", version: 2))
+        }
+        XCTAssertEqual(try store.latest("c")?.snapshot.get().slots, ["new": "1"])
+        // Built on the live version, it lands.
+        try store.insert(Self.snapshot("c", 2, slots: ["new": "1", "y": "2"]), after: try XCTUnwrap(store.latest("c")).basis)
+        XCTAssertEqual(try store.latest("c")?.version, 2)
+    }
+
+    /// A DELETE in the middle of 8 writers: nothing acknowledged before the DELETE was sent
+    /// is readable afterwards, and versions stay contiguous.
+    func testDeleteDuringConcurrentWriters_erasedStaysErased() throws {
+        let store = try makeStore()
+        let acknowledged = Locked<[String]>([])
+        let erasedBefore = Locked<Set<String>?>(nil)
+        let started = DispatchSemaphore(value: 0)
+        let done = DispatchGroup()
+        // Real threads: 8 writers and the deleter must run at once, whatever the core count.
+        for worker in 0..<9 {
+            done.enter()
+            spawnThread {
+                defer { done.leave() }
+                Self.deleteDuringWritersStep(worker, store, acknowledged, erasedBefore, started)
+            }
+        }
+        done.wait()
+        let erased = try XCTUnwrap(erasedBefore.withLock { $0 })
+        XCTAssertFalse(erased.isEmpty, "the DELETE came after some writes")
+        let all = try store.versions("hot", limit: 1000, before: nil)
+        if let newest = all.first {
+            XCTAssertEqual(all.map(\.version), Array((1...newest.version).reversed()), "contiguous")
+        }
+        for v in all {
+            let slots = try v.snapshot.get().slots.keys
+            XCTAssertTrue(erased.isDisjoint(with: slots), "version \(v.version) brought back \(erased.intersection(slots))")
+        }
+    }
+
+    /// One thread of `testDeleteDuringConcurrentWriters_erasedStaysErased`: 8 is the deleter.
+    static func deleteDuringWritersStep(
+        _ worker: Int, _ store: any SessionStore, _ acknowledged: Locked<[String]>, _ erasedBefore: Locked<Set<String>?>,
+        _ started: DispatchSemaphore
+    ) {
+        if worker == 8 {
+            for _ in 0..<8 { started.wait() }
+            usleep(30_000)
+            let before = Set(acknowledged.withLock { $0 })
+            XCTAssertNoThrow(try store.deleteConversation("hot"))
+            erasedBefore.withLock { $0 = before }
+            return
+        }
+        started.signal()
+        for i in 0..<15 {
+            let slot = "w\(worker)-\(i)"
+            while true {
+                do {
+                    let latest = try store.latest("hot")
+                    var next = SessionStoreContractTests.snapshot("hot", (latest?.version ?? 0) + 1)
+                    next.slots = (try? latest?.snapshot.get().slots) ?? [:]
+                    next.slots[slot] = "1"
+                    next.updatedAt = Int64(worker * 1000 + i)
+                    try store.insert(next, after: latest?.basis)
+                    acknowledged.withLock { $0.append(slot) }
+                    break
+                } catch {
+                    if case StoreError.versionConflict = error { continue }
+                    XCTFail("\(error)")
+                    return
+                }
+            }
+        }
+    }
+
     func testReady() throws {
         let store = try makeStore()  // may skip (no DynamoDB endpoint): outside the assertion
         XCTAssertNoThrow(try store.checkReady())
