@@ -61,8 +61,10 @@ struct Connection {
                 } catch {
                     return fail(error)
                 }
-                if server.isStopping && !started { return }
-                switch fill(deadline: headDeadline, watchShutdown: !started) {
+                // Draining: idle keep-alive connections close, but a new connection's first
+                // request is still read and answered (with Connection: close).
+                if server.isStopping && !started && !firstRequest { return }
+                switch fill(deadline: headDeadline, watchShutdown: !started && !firstRequest) {
                 case .data:
                     if !started {
                         started = true
@@ -84,14 +86,25 @@ struct Connection {
                 return fail(error)
             }
 
-            // 3. The body.
+            // 3. What the head alone decides (route, method, credentials) is answered before
+            //    any body is read; then the connection closes, its body unread.
+            if head.framing != .none, let early = server.handler.preflight(head) {
+                _ = Sockets.sendAll(fd, server.serialize(early, keepAlive: false, version: head.version, headRequest: false))
+                return lingerClose()
+            }
+
+            // 4. The body, within the process-wide budget of buffered body bytes.
             let bodyDeadline = monotonicMs() + Int64(config.bodyTimeoutMs)
             var body: [UInt8] = []
             var consumed = bodyStart
+            var reserved = 0
+            defer { server.releaseBody(reserved) }
             switch head.framing {
             case .none:
                 break
             case .contentLength(let length):
+                guard server.reserveBody(length) else { return failBusy() }
+                reserved = length
                 if head.expectsContinue, buffer.count - bodyStart < length, !sendContinue() { return }
                 while buffer.count - bodyStart < length {
                     switch fill(deadline: bodyDeadline, watchShutdown: false) {
@@ -112,6 +125,11 @@ struct Connection {
                     } catch {
                         return fail(error)
                     }
+                    let grown = decoder.body.count - reserved
+                    if grown > 0 {
+                        guard server.reserveBody(grown) else { return failBusy() }
+                        reserved += grown
+                    }
                     if decoder.isDone { break }
                     switch fill(deadline: bodyDeadline, watchShutdown: false) {
                     case .data: continue
@@ -123,8 +141,11 @@ struct Connection {
                 consumed = position
             }
             buffer.removeSubrange(0..<consumed)
+            // A large request grew the buffer: give the memory back rather than keep it for
+            // the life of the connection.
+            if buffer.capacity > Self.retainedBufferBytes { buffer = Self.compacted(buffer) }
 
-            // 4. Handle and answer.
+            // 5. Handle and answer.
             let request = HTTPRequest(
                 method: head.method, path: head.path, query: head.query, version: head.version,
                 headers: head.headers, body: body)
@@ -133,6 +154,26 @@ struct Connection {
             let bytes = server.serialize(response, keepAlive: keepAlive, version: head.version, headRequest: head.method == .HEAD)
             guard Sockets.sendAll(fd, bytes), keepAlive else { return }
         }
+    }
+
+    /// Largest read buffer a connection keeps between requests.
+    static let retainedBufferBytes = 64 * 1024
+
+    /// The same bytes in a buffer of ordinary size.
+    static func compacted(_ buffer: [UInt8]) -> [UInt8] {
+        var fresh: [UInt8] = []
+        fresh.reserveCapacity(max(16 * 1024, buffer.count))
+        fresh.append(contentsOf: buffer)
+        return fresh
+    }
+
+    /// The process-wide body budget is used up: 503 + Retry-After, then close.
+    private func failBusy() {
+        let response = HTTPResponse.error(
+            .serviceUnavailable, code: "server_busy", message: "The server is buffering too many request bodies; retry shortly.",
+            headers: [("Retry-After", "1")])
+        _ = Sockets.sendAll(fd, server.serialize(response, keepAlive: false, version: .http11, headRequest: false))
+        lingerClose()
     }
 
     private func sendContinue() -> Bool {

@@ -21,6 +21,15 @@ public final class HTTPServer: Sendable {
     /// Read end of the wake pipe: readable once shutdown begins, watched by every idle wait.
     let wakeFd: Int32
     private let wakeWriteFd: Int32
+    /// Readable once the drain is over: stops the accept loop (which keeps accepting while
+    /// in-flight requests finish, so `/ready` can say 503 to whoever asks meanwhile).
+    private let acceptStopFd: Int32
+    private let acceptStopWriteFd: Int32
+    private let acceptFunction: @Sendable (Int32) -> Int32
+    private let acceptErrorHandler: (@Sendable (Int32) -> Void)?
+    private let acceptErrors = Atomic<Int>(0)
+    /// Request body bytes buffered now by all connections (see `maxBufferedBodyBytes`).
+    private let bufferedBodyBytes = Atomic<Int>(0)
     private let dates = HTTPDateCache()
     private let state = Locked(State())
     private let stopping = Atomic<Bool>(false)
@@ -29,24 +38,56 @@ public final class HTTPServer: Sendable {
 
     private struct State {
         var active = 0
-        var acceptLoopDone = false
+        /// True until `start()` runs the loop, and again once it has ended.
+        var acceptLoopDone = true
     }
 
     /// Binds and listens; call `start()` to begin accepting.
-    public init(configuration: HTTPServerConfiguration, handler: any HTTPHandler) throws {
+    /// - Parameters:
+    ///   - accept: accept(2) on the listening socket (tests inject failures).
+    ///   - onAcceptError: told the errno of each failed accept other than EINTR/EAGAIN.
+    public init(
+        configuration: HTTPServerConfiguration, handler: any HTTPHandler,
+        accept: @escaping @Sendable (Int32) -> Int32 = { Glibc.accept($0, nil, nil) },
+        onAcceptError: (@Sendable (Int32) -> Void)? = nil
+    ) throws {
         self.configuration = configuration
         self.handler = handler
+        self.acceptFunction = accept
+        self.acceptErrorHandler = onAcceptError
         (listenFd, port) = try Sockets.listen(host: configuration.host, port: configuration.port, backlog: configuration.backlog)
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else {
+        var fds: [Int32] = [0, 0, 0, 0]
+        guard pipe(&fds[0]) == 0, pipe(&fds[2]) == 0 else {
             close(listenFd)
             throw SocketError(operation: "pipe2", errno: errno)
         }
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         wakeFd = fds[0]
         wakeWriteFd = fds[1]
+        acceptStopFd = fds[2]
+        acceptStopWriteFd = fds[3]
     }
+
+    /// accept(2) failures other than EINTR/EAGAIN since start (each logged, then backed off).
+    public var acceptErrorCount: Int { acceptErrors.load(ordering: .relaxed) }
+
+    /// Reserves `bytes` of the process-wide body budget; false when it would go over.
+    func reserveBody(_ bytes: Int) -> Bool {
+        guard bytes > 0 else { return true }
+        let after = bufferedBodyBytes.add(bytes, ordering: .relaxed).newValue
+        if after > configuration.maxBufferedBodyBytes {
+            bufferedBodyBytes.subtract(bytes, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    func releaseBody(_ bytes: Int) {
+        if bytes > 0 { bufferedBodyBytes.subtract(bytes, ordering: .relaxed) }
+    }
+
+    /// Body bytes buffered now (for tests and metrics).
+    public var bufferedBodyByteCount: Int { bufferedBodyBytes.load(ordering: .relaxed) }
 
     public var isStopping: Bool { stopping.load(ordering: .relaxed) }
     public var activeConnections: Int { state.withLock { $0.active } }
@@ -59,28 +100,34 @@ public final class HTTPServer: Sendable {
 
     /// Starts the accept thread.
     public func start() throws {
+        state.withLock { $0.acceptLoopDone = false }
         guard spawnThread(stackBytes: configuration.threadStackBytes, { [self] in acceptLoop() }) else {
+            state.withLock { $0.acceptLoopDone = true }
             throw SocketError(operation: "pthread_create", errno: errno)
         }
     }
 
     private func acceptLoop() {
         defer { state.withLock { $0.acceptLoopDone = true } }
-        while !isStopping {
-            switch Sockets.waitReadable(listenFd, wake: wakeFd, deadline: Int64.max) {
+        var backoffMs = 0.0
+        while true {
+            switch Sockets.waitReadable(listenFd, wake: acceptStopFd, deadline: Int64.max) {
             case .woken, .timedOut: return
             case .readable: break
             }
-            let fd = accept(listenFd, nil, nil)
+            let fd = acceptFunction(listenFd)
             if fd < 0 {
-                switch errno {
-                case EINTR, EAGAIN, ECONNABORTED: continue
-                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
-                    usleep(10_000)  // out of descriptors: back off rather than spin
-                    continue
-                default: return
-                }
+                let code = errno
+                if code == EINTR || code == EAGAIN { continue }
+                // Anything else (out of descriptors or memory, a network error on a pending
+                // connection, …) must never end the loop: count, report, back off, go on.
+                acceptErrors.add(1, ordering: .relaxed)
+                acceptErrorHandler?(code)
+                backoffMs = min(max(backoffMs * 2, 10), 1000)
+                sleepMs(backoffMs)
+                continue
             }
+            backoffMs = 0
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             var one: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -117,21 +164,29 @@ public final class HTTPServer: Sendable {
     /// Stops accepting, lets in-flight requests finish (their responses say
     /// `Connection: close`), closes idle connections, and waits up to `drainTimeoutMs`.
     /// - Returns: true when every connection finished in time.
+    ///
+    /// While draining the server still accepts: each new connection gets one request
+    /// answered with `Connection: close` (so a load balancer asking `/ready` hears 503
+    /// rather than a refused connection).
     @discardableResult
     public func shutdown() -> Bool {
+        var byte: UInt8 = 1
         if !stopping.exchange(true, ordering: .acquiringAndReleasing) {
-            var byte: UInt8 = 1
             _ = write(wakeWriteFd, &byte, 1)
         }
         let deadline = monotonicMs() + Int64(configuration.drainTimeoutMs)
-        while true {
-            let (active, acceptDone) = state.withLock { ($0.active, $0.acceptLoopDone) }
-            if active == 0 && acceptDone { break }
-            if monotonicMs() >= deadline { return false }
+        var drained = false
+        while monotonicMs() < deadline {
+            if state.withLock({ $0.active }) == 0 {
+                drained = true
+                break
+            }
             usleep(5_000)
         }
+        _ = write(acceptStopWriteFd, &byte, 1)
+        while !state.withLock({ $0.acceptLoopDone }) { usleep(1_000) }
         close(listenFd)
-        return true
+        return drained
     }
 
     /// Status line, headers and body in one buffer, so a response is one send(2).
@@ -168,7 +223,6 @@ public final class HTTPServer: Sendable {
     }
 
     deinit {
-        close(wakeFd)
-        close(wakeWriteFd)
+        for fd in [wakeFd, wakeWriteFd, acceptStopFd, acceptStopWriteFd] { close(fd) }
     }
 }

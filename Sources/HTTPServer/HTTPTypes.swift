@@ -142,4 +142,12 @@ public struct HTTPResponse: Sendable {
 /// Called concurrently from many threads.
 public protocol HTTPHandler: Sendable {
     func handle(_ request: HTTPRequest) -> HTTPResponse
+    /// Called with a request's head before its body is read: a response here (an unknown
+    /// route, a wrong method, missing credentials) is sent at once and the connection
+    /// closed, so nobody can make the server read a body it will refuse anyway.
+    func preflight(_ head: RequestHead) -> HTTPResponse?
+}
+
+extension HTTPHandler {
+    public func preflight(_ head: RequestHead) -> HTTPResponse? { nil }
 }

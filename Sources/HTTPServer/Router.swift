@@ -5,6 +5,9 @@ import DialogWire
 /// server drops the body). Path parameters arrive percent-decoded.
 public struct Router: HTTPHandler {
     public typealias Handler = @Sendable (HTTPRequest, [String: String]) -> HTTPResponse
+    /// Checks a request's headers (credentials) before anything else; a response refuses it.
+    /// It needs only the head, so the server can refuse before reading the body.
+    public typealias Guard = @Sendable (HTTPHeaders) -> HTTPResponse?
 
     private enum Segment: Sendable {
         case literal(String)
@@ -15,6 +18,7 @@ public struct Router: HTTPHandler {
         let pattern: String
         let method: HTTPMethod
         let segments: [Segment]
+        let guardHeaders: Guard?
         let handler: Handler
     }
 
@@ -22,20 +26,43 @@ public struct Router: HTTPHandler {
 
     public init() {}
 
-    public mutating func add(_ method: HTTPMethod, _ pattern: String, _ handler: @escaping Handler) {
+    public mutating func add(_ method: HTTPMethod, _ pattern: String, guard guardHeaders: Guard? = nil, _ handler: @escaping Handler) {
         let segments = pattern.split(separator: "/").map { part -> Segment in
             part.hasPrefix(":") ? .parameter(String(part.dropFirst())) : .literal(String(part))
         }
-        routes.append(Route(pattern: pattern, method: method, segments: segments, handler: handler))
+        routes.append(Route(pattern: pattern, method: method, segments: segments, guardHeaders: guardHeaders, handler: handler))
     }
 
     public func handle(_ request: HTTPRequest) -> HTTPResponse { route(request).response }
+    public func preflight(_ head: RequestHead) -> HTTPResponse? { screen(head).response }
+
+    /// The answer a head alone decides (no route, wrong method, refused credentials) and
+    /// the pattern it matched; nil response when the request may proceed to its body.
+    public func screen(_ head: RequestHead) -> (response: HTTPResponse?, pattern: String?) {
+        let r = resolve(method: head.method, path: head.path, headers: head.headers)
+        switch r {
+        case .handler(let route, _): return (nil, route.pattern)
+        case .answer(let response, let pattern): return (response, pattern)
+        }
+    }
 
     /// The response and the pattern of the route that matched the path (any method), e.g.
     /// `/sessions/:id`: a low-cardinality label for metrics; nil when nothing matched.
     public func route(_ request: HTTPRequest) -> (response: HTTPResponse, pattern: String?) {
+        switch resolve(method: request.method, path: request.path, headers: request.headers) {
+        case .handler(let route, let params): return (route.handler(request, params), route.pattern)
+        case .answer(let response, let pattern): return (response, pattern)
+        }
+    }
+
+    private enum Resolution {
+        case handler(Route, [String: String])
+        case answer(HTTPResponse, pattern: String?)
+    }
+
+    private func resolve(method: HTTPMethod, path: String, headers: HTTPHeaders) -> Resolution {
         // Split keeping empty segments so "/health/" does not match "/health".
-        var parts = request.path.split(separator: "/", omittingEmptySubsequences: false)
+        var parts = path.split(separator: "/", omittingEmptySubsequences: false)
         if parts.first == "" { parts.removeFirst() }
         if parts.count == 1, parts[0] == "" { parts = [] }
         var allowed: [HTTPMethod] = []
@@ -43,25 +70,25 @@ public struct Router: HTTPHandler {
         var matched: String?
         for route in routes {
             guard let params = match(route.segments, parts, badEscape: &badEscape) else { continue }
-            if route.method == request.method || (request.method == .HEAD && route.method == .GET) {
-                return (route.handler(request, params), route.pattern)
+            if route.method == method || (method == .HEAD && route.method == .GET) {
+                if let refused = route.guardHeaders?(headers) { return .answer(refused, pattern: route.pattern) }
+                return .handler(route, params)
             }
             matched = matched ?? route.pattern
             allowed.append(route.method)
         }
         if badEscape {
-            return (.error(.badRequest, code: "invalid_path", message: "The path has an invalid percent-escape."), nil)
+            return .answer(.error(.badRequest, code: "invalid_path", message: "The path has an invalid percent-escape."), pattern: nil)
         }
         if !allowed.isEmpty {
             if allowed.contains(.GET) { allowed.append(.HEAD) }
-            return (
+            return .answer(
                 .error(
                     .methodNotAllowed, code: "method_not_allowed",
-                    message: "\(request.method) is not allowed here; use \(allowed.map(\.rawValue).joined(separator: ", ")).",
-                    headers: [("Allow", allowed.map(\.rawValue).joined(separator: ", "))]), matched
-            )
+                    message: "\(method) is not allowed here; use \(allowed.map(\.rawValue).joined(separator: ", ")).",
+                    headers: [("Allow", allowed.map(\.rawValue).joined(separator: ", "))]), pattern: matched)
         }
-        return (.error(.notFound, code: "not_found", message: "No route for \(request.path)."), nil)
+        return .answer(.error(.notFound, code: "not_found", message: "No route for \(path)."), pattern: nil)
     }
 
     private func match(_ segments: [Segment], _ parts: [Substring], badEscape: inout Bool) -> [String: String]? {

@@ -138,6 +138,18 @@ public struct ServiceConfiguration: Sendable {
         }
         let known = Set(variables.map(\.name))
         for (k, v) in environment where known.contains(k) { values[k] = v }
+        // A secret mounted from a file ends in a newline: CR/LF around a value are dropped.
+        // Any other control character is a mistake that would end up in headers or logs.
+        for (k, v) in values {
+            var scalars = Substring(v).unicodeScalars
+            while let f = scalars.first, f == "\r" || f == "\n" { scalars.removeFirst() }
+            while let l = scalars.last, l == "\r" || l == "\n" { scalars.removeLast() }
+            let trimmed = String(scalars)
+            if trimmed.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
+                throw ConfigError(variable: k, message: "contains a control character")
+            }
+            values[k] = trimmed
+        }
 
         var c = ServiceConfiguration()
         c.resolved = values
@@ -213,6 +225,11 @@ public struct ServiceConfiguration: Sendable {
                 variable: "COGNIGY_CLIENT_ID",
                 message: "OAuth2 needs COGNIGY_TOKEN_URL, COGNIGY_CLIENT_ID and COGNIGY_CLIENT_SECRET together")
         }
+        if c.cognigyBaseURL != nil, c.cognigyAPIKey == nil, c.cognigyClientId == nil {
+            throw ConfigError(
+                variable: "COGNIGY_API_BASE_URL",
+                message: "restores need credentials: set COGNIGY_API_KEY, or COGNIGY_TOKEN_URL, COGNIGY_CLIENT_ID and COGNIGY_CLIENT_SECRET")
+        }
         if (c.awsAccessKeyId != nil) != (c.awsSecretAccessKey != nil) {
             throw ConfigError(variable: "AWS_ACCESS_KEY_ID", message: "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together")
         }
@@ -257,9 +274,19 @@ public struct ServiceConfiguration: Sendable {
     /// The effective configuration, one `NAME=value` a line, secrets masked.
     public func describe() -> String {
         Self.variables.map { v in
-            let value = resolved[v.name].map { v.secret && !$0.isEmpty ? "****" : $0 } ?? "(unset)"
+            let value = resolved[v.name].map { v.secret && !$0.isEmpty ? "****" : Self.maskUserinfo($0) } ?? "(unset)"
             return "\(v.name)=\(value)"
         }.joined(separator: "\n")
+    }
+
+    /// `scheme://user:password@host/…` with the userinfo replaced by `****`: a URL may carry
+    /// credentials, and `--check-config` output and error lines end up in logs.
+    public static func maskUserinfo(_ value: String) -> String {
+        guard let schemeEnd = value.range(of: "://") else { return value }
+        let rest = value[schemeEnd.upperBound...]
+        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
+        guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { return value }
+        return String(value[..<schemeEnd.upperBound]) + "****" + String(rest[at...])
     }
 
     private struct Parser {
@@ -300,7 +327,9 @@ public struct ServiceConfiguration: Sendable {
             guard var v = optional(name) else { return nil }
             guard let u = URL(string: v), let scheme = u.scheme?.lowercased(), scheme == "http" || scheme == "https",
                 let host = u.host, !host.isEmpty
-            else { throw ConfigError(variable: name, message: "must be an http:// or https:// URL (got '\(v)')") }
+            else {
+                throw ConfigError(variable: name, message: "must be an http:// or https:// URL (got '\(ServiceConfiguration.maskUserinfo(v))')")
+            }
             while v.hasSuffix("/") { v.removeLast() }
             return v
         }

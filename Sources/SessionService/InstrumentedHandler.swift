@@ -5,24 +5,25 @@ import HTTPServer
 import Primitives
 
 /// In front of the router: gives each request an id (from `X-Request-Id`, or a new one)
-/// that every log line on this thread carries and the response echoes, and records the
-/// request's route, method, status and latency.
+/// that every log line on this thread carries and the response echoes, records the
+/// request's route, method, status and latency, and writes the access log line.
 public struct InstrumentedHandler: HTTPHandler {
     let router: Router
     let metrics: Metrics
     let logger: Logger
+    /// `ACCESS_LOG`: one info line per request.
+    let accessLog: Bool
     static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
-    public init(router: Router, metrics: Metrics, logger: Logger) {
+    public init(router: Router, metrics: Metrics, logger: Logger, accessLog: Bool = true) {
         self.router = router
         self.metrics = metrics
         self.logger = logger
+        self.accessLog = accessLog
     }
 
     public func handle(_ request: HTTPRequest) -> HTTPResponse {
-        let start = monotonicNanoseconds()
-        let id = RequestContext.id(from: request.headers["x-request-id"])
-        var (response, pattern) = RequestContext.with(id) { () -> (HTTPResponse, String?) in
+        instrumented(method: request.method, headers: request.headers, bytesIn: request.body.count) { () -> (HTTPResponse, String?) in
             let r = router.route(request)
             if logger.level <= .debug {
                 logger.debug(
@@ -32,10 +33,37 @@ public struct InstrumentedHandler: HTTPHandler {
             }
             return r
         }
-        response.headers.append(("X-Request-Id", id))
-        let seconds = Double(monotonicNanoseconds() - start) / 1e9
-        let method = Self.knownMethods.contains(request.method.rawValue) ? request.method.rawValue : "other"
-        metrics.recordRequest(route: pattern ?? "unmatched", method: method, status: response.status.code, seconds: seconds)
-        return response
+    }
+
+    /// A head the router refuses (no route, wrong method, credentials) is answered and
+    /// recorded like any other request, before its body is read.
+    public func preflight(_ head: RequestHead) -> HTTPResponse? {
+        let (early, pattern) = router.screen(head)
+        guard let early else { return nil }
+        return instrumented(method: head.method, headers: head.headers, bytesIn: 0) { (early, pattern) }
+    }
+
+    private func instrumented(
+        method: HTTPMethod, headers: HTTPHeaders, bytesIn: Int, _ body: () -> (HTTPResponse, String?)
+    ) -> HTTPResponse {
+        let start = monotonicNanoseconds()
+        let id = RequestContext.id(from: headers["x-request-id"])
+        return RequestContext.with(id) { () -> HTTPResponse in
+            var (response, pattern) = body()
+            response.headers.append(("X-Request-Id", id))
+            let seconds = Double(monotonicNanoseconds() - start) / 1e9
+            let methodLabel = Self.knownMethods.contains(method.rawValue) ? method.rawValue : "other"
+            let route = pattern ?? "unmatched"
+            metrics.recordRequest(route: route, method: methodLabel, status: response.status.code, seconds: seconds)
+            if accessLog {
+                // The route pattern, never the path: paths carry conversation ids.
+                logger.info(
+                    "access",
+                    [("method", .string(methodLabel)), ("route", .string(route)), ("status", .int(Int64(response.status.code))),
+                     ("duration_us", .int(Int64(saturating: seconds * 1_000_000))), ("bytes_in", .int(Int64(bytesIn))),
+                     ("bytes_out", .int(Int64(response.body.count)))])
+            }
+            return response
+        }
     }
 }

@@ -1,4 +1,5 @@
 import DialogWire
+import Foundation
 import HTTPServer
 import SessionStore
 
@@ -14,14 +15,18 @@ public struct Routes: Sendable {
 
     /// The `/metrics` body, assembled by the app (it knows the server and the restorer).
     let metricsText: @Sendable () -> String
+    /// True once SIGTERM started the drain: `/ready` answers 503 from then on.
+    let isDraining: @Sendable () -> Bool
 
     public init(
-        service: DialogService, config: ServiceConfiguration, logger: Logger, metricsText: @escaping @Sendable () -> String = { "" }
+        service: DialogService, config: ServiceConfiguration, logger: Logger, metricsText: @escaping @Sendable () -> String = { "" },
+        isDraining: @escaping @Sendable () -> Bool = { false }
     ) {
         self.service = service
         self.config = config
         self.logger = logger
         self.metricsText = metricsText
+        self.isDraining = isDraining
     }
 
     public func router() -> Router {
@@ -32,27 +37,48 @@ public struct Routes: Sendable {
             HTTPResponse(
                 status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: Array(metricsText().utf8))
         }
-        r.add(.POST, "/webhook/dialog") { req, _ in webhook(req) }
-        r.add(.GET, "/sessions/:id") { req, p in admin(req, p) { latest($0) } }
-        r.add(.DELETE, "/sessions/:id") { req, p in admin(req, p) { delete($0) } }
-        r.add(.GET, "/sessions/:id/versions") { req, p in admin(req, p) { versions($0, req) } }
-        r.add(.GET, "/sessions/:id/versions/:n") { req, p in admin(req, p) { version($0, p["n"]!) } }
-        r.add(.POST, "/sessions/:id/rollback") { req, p in admin(req, p) { rollback($0, req) } }
-        r.add(.POST, "/sessions/:id/restore") { req, p in admin(req, p) { restore($0, req) } }
+        let webhookAuth: Router.Guard = { webhookCredentials($0) }
+        let adminAuth: Router.Guard = { adminCredentials($0) }
+        r.add(.POST, "/webhook/dialog", guard: webhookAuth) { req, _ in webhook(req) }
+        r.add(.GET, "/sessions/:id", guard: adminAuth) { req, p in admin(req, p) { latest($0) } }
+        r.add(.DELETE, "/sessions/:id", guard: adminAuth) { req, p in admin(req, p) { delete($0) } }
+        r.add(.GET, "/sessions/:id/versions", guard: adminAuth) { req, p in admin(req, p) { versions($0, req) } }
+        r.add(.GET, "/sessions/:id/versions/:n", guard: adminAuth) { req, p in admin(req, p) { version($0, p["n"]!) } }
+        r.add(.POST, "/sessions/:id/rollback", guard: adminAuth) { req, p in admin(req, p) { rollback($0, req) } }
+        r.add(.POST, "/sessions/:id/restore", guard: adminAuth) { req, p in admin(req, p) { restore($0, req) } }
         return r
+    }
+
+    // MARK: credentials (checked from the head alone, before any body is read)
+
+    /// SPEC: `X-API-Key: K`, `Authorization: Bearer K`, `Authorization: ApiKey K` or
+    /// `Authorization: Basic base64(any-user:K)`, the forms Cognigy's HTTP Request node sends.
+    func webhookCredentials(_ headers: HTTPHeaders) -> HTTPResponse? {
+        guard let key = config.webhookAPIKey else { return nil }
+        let given = headers["x-api-key"] ?? authorization(headers, scheme: "bearer") ?? authorization(headers, scheme: "apikey")
+            ?? basicPassword(headers)
+        guard let given, constantTimeEquals(given, key) else {
+            return .error(
+                .unauthorized, code: "unauthorized",
+                message: "A valid X-API-Key, or Authorization Bearer, ApiKey or Basic credentials, are required.",
+                headers: [("WWW-Authenticate", "Bearer")])
+        }
+        return nil
+    }
+
+    func adminCredentials(_ headers: HTTPHeaders) -> HTTPResponse? {
+        guard let token = config.adminToken else { return nil }
+        guard let given = authorization(headers, scheme: "bearer"), constantTimeEquals(given, token) else {
+            return .error(
+                .unauthorized, code: "unauthorized", message: "A valid admin Bearer token is required.",
+                headers: [("WWW-Authenticate", "Bearer")])
+        }
+        return nil
     }
 
     // MARK: webhook
 
     func webhook(_ req: HTTPRequest) -> HTTPResponse {
-        if let key = config.webhookAPIKey {
-            let given = req.headers["x-api-key"] ?? bearer(req)
-            guard let given, constantTimeEquals(given, key) else {
-                return .error(
-                    .unauthorized, code: "unauthorized", message: "A valid X-API-Key or Bearer token is required.",
-                    headers: [("WWW-Authenticate", "Bearer")])
-            }
-        }
         let event: DialogEvent
         do {
             switch mediaType(req.headers["content-type"]) {
@@ -121,6 +147,9 @@ public struct Routes: Sendable {
     // MARK: health
 
     func ready() -> HTTPResponse {
+        if isDraining() {
+            return .error(.serviceUnavailable, code: "shutting_down", message: "The service is shutting down.")
+        }
         do {
             try service.store.checkReady()
             return .json(.ok, Array(#"{"status":"ready","store":"\#(config.store.rawValue)"}"#.utf8))
@@ -136,13 +165,6 @@ public struct Routes: Sendable {
     /// webhook accepts can never be stored, and must not reach the store (DynamoDB rejects
     /// keys over 2,048 bytes as a validation error).
     private func admin(_ req: HTTPRequest, _ params: [String: String], _ body: (String) -> HTTPResponse) -> HTTPResponse {
-        if let token = config.adminToken {
-            guard let given = bearer(req), constantTimeEquals(given, token) else {
-                return .error(
-                    .unauthorized, code: "unauthorized", message: "A valid admin Bearer token is required.",
-                    headers: [("WWW-Authenticate", "Bearer")])
-            }
-        }
         let id = params["id"]!
         if service.limits.tooLongId([("conversationId", id)]) != nil {
             return .error(
@@ -343,12 +365,21 @@ public struct Routes: Sendable {
     }
 }
 
-/// `Authorization: Bearer <token>` (scheme case-insensitive, RFC 9110 §11.1).
-func bearer(_ req: HTTPRequest) -> String? {
-    guard let value = req.headers["authorization"], value.count > 7, value.prefix(7).lowercased() == "bearer " else {
-        return nil
-    }
-    return String(value.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+/// The credentials of `Authorization: <scheme> <credentials>` for a lowercase `scheme`
+/// (compared case-insensitively, RFC 9110 §11.1), nil for another scheme.
+func authorization(_ headers: HTTPHeaders, scheme: String) -> String? {
+    guard let value = headers["authorization"] else { return nil }
+    let parts = value.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+    guard parts.count == 2, parts[0].lowercased() == scheme else { return nil }
+    return parts[1].trimmingCharacters(in: .whitespaces)
+}
+
+/// The password of `Authorization: Basic base64(user:password)` (RFC 7617), any user.
+func basicPassword(_ headers: HTTPHeaders) -> String? {
+    guard let encoded = authorization(headers, scheme: "basic"), let data = Data(base64Encoded: encoded),
+        let decoded = String(data: data, encoding: .utf8), let colon = decoded.firstIndex(of: ":")
+    else { return nil }
+    return String(decoded[decoded.index(after: colon)...])
 }
 
 /// The media type without parameters, lowercased ("" when absent).

@@ -81,12 +81,16 @@ public final class ServiceApp: Sendable {
         let serverBox = Locked<HTTPServer?>(nil)
         let service = self.service
         let metrics = self.metrics
-        let routes = Routes(service: service, config: configuration, logger: logger) {
-            Self.scrape(metrics: metrics, service: service, server: serverBox.withLock { $0 }, dynamo: dynamoClient)
-        }
+        let routes = Routes(
+            service: service, config: configuration, logger: logger,
+            metricsText: { Self.scrape(metrics: metrics, service: service, server: serverBox.withLock { $0 }, dynamo: dynamoClient) },
+            isDraining: { serverBox.withLock { $0?.isStopping ?? false } })
         server = try HTTPServer(
             configuration: configuration.http,
-            handler: InstrumentedHandler(router: routes.router(), metrics: metrics, logger: logger))
+            handler: InstrumentedHandler(router: routes.router(), metrics: metrics, logger: logger, accessLog: configuration.accessLog),
+            onAcceptError: { code in
+                logger.warn("accept failed; backing off", [("errno", .int(Int64(code))), ("error", .string(String(cString: strerror(code))))])
+            })
         serverBox.withLock { $0 = server }
     }
 
@@ -98,6 +102,9 @@ public final class ServiceApp: Sendable {
             samples.append(.init(
                 "cognigy_session_rejected_connections_total", "counter", "Connections refused because MAX_CONNECTIONS were open.", [],
                 Double(server.rejectedConnectionCount)))
+            samples.append(.init(
+                "cognigy_session_accept_errors_total", "counter", "accept(2) failures (logged, backed off; the server keeps accepting).", [],
+                Double(server.acceptErrorCount)))
             samples.append(.init(
                 "cognigy_session_protocol_errors_total", "counter", "Requests answered with a framing error (400/408/413/431/...).", [],
                 Double(server.protocolErrorCount)))

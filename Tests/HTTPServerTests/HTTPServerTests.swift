@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Primitives
 import TestSupport
@@ -14,16 +17,35 @@ struct EchoHandler: HTTPHandler {
     }
 }
 
+/// Refuses `/guarded` from its head alone, as the service does for bad credentials.
+struct GuardedHandler: HTTPHandler {
+    func handle(_ request: HTTPRequest) -> HTTPResponse { EchoHandler().handle(request) }
+    func preflight(_ head: RequestHead) -> HTTPResponse? {
+        head.path == "/guarded" ? .error(.unauthorized, code: "unauthorized", message: "No.") : nil
+    }
+}
+
 /// Real sockets on port 0: limits, status codes, keep-alive, pipelining, timeouts, shutdown.
 final class HTTPServerTests: XCTestCase {
     private var server: HTTPServer!
 
     private func start(_ configure: (inout HTTPServerConfiguration) -> Void = { _ in }) throws -> Int {
+        try start(handler: EchoHandler(), accept: nil, configure: configure)
+    }
+
+    private func start(
+        handler: any HTTPHandler, accept: (@Sendable (Int32) -> Int32)?,
+        configure: (inout HTTPServerConfiguration) -> Void = { _ in }
+    ) throws -> Int {
         var config = HTTPServerConfiguration()
         config.host = "127.0.0.1"
         config.port = 0
         configure(&config)
-        server = try HTTPServer(configuration: config, handler: EchoHandler())
+        if let accept {
+            server = try HTTPServer(configuration: config, handler: handler, accept: accept)
+        } else {
+            server = try HTTPServer(configuration: config, handler: handler)
+        }
         try server.start()
         return server.port
     }
@@ -232,5 +254,92 @@ final class HTTPServerTests: XCTestCase {
         XCTAssertTrue(idle.isClosedByServer(timeout: 1), "idle keep-alive connections are closed")
         XCTAssertThrowsError(try RawHTTPClient(port: port), "no longer accepting")
         server = nil
+    }
+
+    /// SPEC: a request whose head decides the answer is answered without reading its body.
+    func testPreflightRefusal_answeredBeforeTheBody() throws {
+        let port = try start(handler: GuardedHandler(), accept: nil) { $0.bodyTimeoutMs = 10_000 }
+        let client = try RawHTTPClient(port: port)
+        client.send("POST /guarded HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n")
+        let t = Date()
+        let r = try client.readResponse(timeout: 3)
+        XCTAssertEqual(r.status, 401)
+        XCTAssertEqual(r.header("Connection"), "close")
+        XCTAssertLessThan(Date().timeIntervalSince(t), 1, "not after the body timeout")
+        // An allowed path still reads its body.
+        let ok = try RawHTTPClient(port: port)
+        ok.send("POST /open HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+        XCTAssertEqual(try ok.readResponse().text, "POST /open hi")
+    }
+
+    func testBodyBudget_503RetryAfterWhenBuffersAreFull() throws {
+        let port = try start {
+            $0.maxBufferedBodyBytes = 1000
+            $0.bodyTimeoutMs = 5000
+        }
+        let holder = try RawHTTPClient(port: port)
+        holder.send("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 800\r\n\r\nxx")  // holds 800 bytes of budget
+        usleep(100_000)
+        XCTAssertEqual(server.bufferedBodyByteCount, 800)
+        let second = try RawHTTPClient(port: port)
+        second.send("POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 800\r\n\r\n" + String(repeating: "y", count: 800))
+        let busy = try second.readResponse()
+        XCTAssertEqual(busy.status, 503)
+        XCTAssertEqual(busy.header("Retry-After"), "1")
+        holder.send(String(repeating: "x", count: 798))
+        XCTAssertEqual(try holder.readResponse().status, 200)
+        XCTAssertEqual(server.bufferedBodyByteCount, 0, "released after the handler")
+        let third = try RawHTTPClient(port: port)
+        third.send("POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 800\r\n\r\n" + String(repeating: "z", count: 800))
+        XCTAssertEqual(try third.readResponse().status, 200)
+    }
+
+    /// accept(2) errors other than shutdown never end the accept loop.
+    func testAcceptErrors_loggedBackedOffNeverFatal() throws {
+        let failures = Locked(3)
+        let port = try start(handler: EchoHandler(), accept: { fd in
+            let fail = failures.withLock { n -> Bool in
+                guard n > 0 else { return false }
+                n -= 1
+                return true
+            }
+            if fail {
+                errno = EPROTO
+                return -1
+            }
+            return Glibc.accept(fd, nil, nil)
+        })
+        let r = try RawHTTPClient.request(port: port, method: "GET", path: "/after-errors")
+        XCTAssertEqual(r.status, 200)
+        XCTAssertEqual(server.acceptErrorCount, 3)
+    }
+
+    /// Draining: a new connection is still answered (with Connection: close) while an
+    /// in-flight request finishes.
+    func testDraining_newConnectionsAnsweredWithClose() throws {
+        let port = try start { $0.drainTimeoutMs = 5000 }
+        let slow = try RawHTTPClient(port: port)
+        slow.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        usleep(50_000)
+        let drained = Locked<Bool?>(nil)
+        Thread.detachNewThread { [server] in drained.withLock { $0 = server!.shutdown() } }
+        usleep(50_000)
+        XCTAssertTrue(server.isStopping)
+        let late = try RawHTTPClient.request(port: port, method: "GET", path: "/ready")
+        XCTAssertEqual(late.status, 200)
+        XCTAssertEqual(late.header("Connection"), "close")
+        XCTAssertEqual(try slow.readResponse().status, 200)
+        let deadline = Date().addingTimeInterval(3)
+        while drained.withLock({ $0 }) == nil && Date() < deadline { usleep(10_000) }
+        XCTAssertEqual(drained.withLock { $0 }, true)
+        server = nil
+    }
+
+    func testLargeRequestBuffer_isGivenBack() {
+        var big = [UInt8](repeating: 1, count: 10)
+        big.reserveCapacity(1 << 20)
+        let small = Connection.compacted(big)
+        XCTAssertEqual(small, big)
+        XCTAssertLessThanOrEqual(small.capacity, 64 * 1024)
     }
 }
