@@ -152,4 +152,24 @@ final class CognigyClientTests: XCTestCase {
         clock.withLock { $0 += 80 }
         XCTAssertEqual(try cache.token(), "tok-2", "renewed within the margin")
     }
+
+    /// `.` and `..` are encoded: a session id can never move the request to another path.
+    func testSessionIdPathSegment_isFullyEncoded() {
+        XCTAssertEqual(CognigyClient.pathSegment(".."), "%2E%2E")
+        XCTAssertEqual(CognigyClient.pathSegment("a/b?c#d"), "a%2Fb%3Fc%23d")
+        XCTAssertEqual(CognigyClient.pathSegment("wa-1_x~"), "wa-1_x~")
+        let client = CognigyClient(configuration: .init(baseURL: "https://api.example.com", apiKey: "k", oauth: nil))
+        XCTAssertEqual(client.url(sessionId: ".."), "https://api.example.com/new/v2.0/sessions/%2E%2E/context/inject")
+    }
+
+    /// Any Retry-After is clamped: huge → 300 s, negative or garbage → ignored.
+    func testRetryAfter_clamped() {
+        XCTAssertEqual(RetryAfter.delayMs("99999999999999999999", nowEpochSeconds: 0), 300_000)
+        XCTAssertEqual(RetryAfter.delayMs("7", nowEpochSeconds: 0), 7000)
+        XCTAssertEqual(RetryAfter.delayMs("7", nowEpochSeconds: 0, maxMs: 500), 500)
+        XCTAssertNil(RetryAfter.delayMs("-5", nowEpochSeconds: 0))
+        XCTAssertNil(RetryAfter.delayMs("garbage", nowEpochSeconds: 0))
+        XCTAssertNil(RetryAfter.delayMs("1e400", nowEpochSeconds: 0))
+        XCTAssertEqual(RetryAfter.delayMs("Sun, 06 Nov 2994 08:49:37 GMT", nowEpochSeconds: 0), 300_000)
+    }
 }

@@ -88,4 +88,40 @@ final class ConfigurationTests: XCTestCase {
         guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("not run from the package root") }
         XCTAssertNoThrow(try load([:], file: path))
     }
+
+    func testNewDefaults() throws {
+        let c = try load(["CONFIG_FILE": try tempFile("{}")])
+        XCTAssertEqual(c.sqliteSynchronous, "FULL", "SPEC: a 200 means durably stored")
+        XCTAssertEqual(c.restoreTTLSeconds, 3600)
+        XCTAssertTrue(c.accessLog)
+        XCTAssertEqual(c.http.maxBufferedBodyBytes, 64 << 20)
+        XCTAssertEqual(try load(["CONFIG_FILE": try tempFile("{}"), "SESSION_TTL_SECONDS": "1"]).sessionTTLSeconds, 1)
+        assertError(["CONFIG_FILE": try tempFile("{}"), "RESTORE_TTL_SECONDS": "0"], variable: "RESTORE_TTL_SECONDS")
+    }
+
+    func testValuesFromFiles_CRLFTrimmedControlCharactersRefused() throws {
+        let c = try load(["CONFIG_FILE": try tempFile("{}"), "WEBHOOK_API_KEY": "secret\r\n", "PORT": "9090\n"])
+        XCTAssertEqual(c.webhookAPIKey, "secret")
+        XCTAssertEqual(c.http.port, 9090)
+        assertError(["CONFIG_FILE": try tempFile("{}"), "ADMIN_TOKEN": "a\u{0}b"], variable: "ADMIN_TOKEN")
+        assertError(["CONFIG_FILE": try tempFile("{}"), "COGNIGY_API_KEY": "k\tk"], variable: "COGNIGY_API_KEY")
+    }
+
+    func testCognigyWithoutCredentials_refused() throws {
+        assertError(["CONFIG_FILE": try tempFile("{}"), "COGNIGY_API_BASE_URL": "https://api.example.com"], variable: "COGNIGY_API_BASE_URL")
+        XCTAssertNoThrow(
+            try load(["CONFIG_FILE": try tempFile("{}"), "COGNIGY_API_BASE_URL": "https://api.example.com", "COGNIGY_API_KEY": "k"]))
+    }
+
+    func testURLUserinfoMasked() throws {
+        let c = try load([
+            "CONFIG_FILE": try tempFile("{}"), "COGNIGY_API_BASE_URL": "https://bob:hunter2@api.example.com/x", "COGNIGY_API_KEY": "k",
+        ])
+        XCTAssertFalse(c.describe().contains("hunter2"))
+        XCTAssertTrue(c.describe().contains("COGNIGY_API_BASE_URL=https://****@api.example.com/x"))
+        XCTAssertThrowsError(try load(["CONFIG_FILE": try tempFile("{}"), "AWS_ENDPOINT_URL": "ftp://u:pw@h"])) {
+            XCTAssertFalse("\($0)".contains("pw@"))
+        }
+        XCTAssertEqual(ServiceConfiguration.maskUserinfo("http://h:1/a@b"), "http://h:1/a@b", "an @ in the path is not userinfo")
+    }
 }

@@ -89,4 +89,25 @@ final class ObservabilityTests: XCTestCase {
         let bad = try post(#"{"conversationId":"c-log","channel":"web","eventId":"y"}"#, headers: [("X-Request-Id", String(repeating: "z", count: 200))])
         XCTAssertEqual(bad.header("X-Request-Id")?.count, 24)
     }
+
+    /// ACCESS_LOG: one info line per request: method, route pattern, status, duration,
+    /// request id and bytes; never the conversation id of the path.
+    func testAccessLog_oneLinePerRequestWithoutIds() throws {
+        _ = try post(#"{"conversationId":"c-acc-secret","channel":"web"}"#, headers: [("X-Request-Id", "rid-acc")])
+        _ = try RawHTTPClient.request(port: app.server.port, method: "GET", path: "/sessions/c-acc-secret", headers: [("X-Request-Id", "rid-acc2")])
+        usleep(50_000)
+        let access = logs.lines.filter { $0.contains(#""msg":"access""#) }
+        let first = try XCTUnwrap(access.first { $0.contains("rid-acc\"") })
+        let json = try JSONParser.parse(Array(first.utf8.dropLast()))
+        XCTAssertEqual(json["route"], .string("/webhook/dialog"))
+        XCTAssertEqual(json["method"], .string("POST"))
+        XCTAssertEqual(json["status"], .number("200"))
+        XCTAssertEqual(json["level"], .string("info"))
+        XCTAssertNotNil(json["duration_us"])
+        XCTAssertNotNil(json["bytes_in"])
+        XCTAssertNotNil(json["bytes_out"])
+        let second = try XCTUnwrap(access.first { $0.contains("rid-acc2") })
+        XCTAssertTrue(second.contains(#""route":"/sessions/:id""#), second)
+        for line in access { XCTAssertFalse(line.contains("c-acc-secret"), line) }
+    }
 }

@@ -270,7 +270,63 @@ final class WebhookTests: XCTestCase {
         XCTAssertEqual(try post(body, headers: [("Authorization", "Bearer wrong")]).status, 401)
         XCTAssertEqual(try post(body, headers: [("X-API-Key", "k-123")]).status, 200)
         XCTAssertEqual(try post(body, headers: [("Authorization", "bearer k-123")]).status, 200)
+        // The other forms Cognigy's HTTP Request node sends.
+        XCTAssertEqual(try post(body, headers: [("Authorization", "ApiKey k-123")]).status, 200)
+        XCTAssertEqual(try post(body, headers: [("Authorization", "ApiKey k-12")]).status, 401)
+        let basic = Data("cognigy:k-123".utf8).base64EncodedString()
+        XCTAssertEqual(try post(body, headers: [("Authorization", "Basic \(basic)")]).status, 200)
+        let wrongBasic = Data("cognigy:nope".utf8).base64EncodedString()
+        XCTAssertEqual(try post(body, headers: [("Authorization", "Basic \(wrongBasic)")]).status, 401)
         XCTAssertEqual(try get("/health").status, 200, "health needs no key")
+    }
+
+    /// SPEC: a request whose head decides the answer is answered without reading its body.
+    func testMissingKey_401BeforeTheBodyArrives() throws {
+        try start(["WEBHOOK_API_KEY": "k-123"])
+        let client = try RawHTTPClient(port: port)
+        client.send("POST /webhook/dialog HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500000\r\n\r\n")
+        let t = Date()
+        let r = try client.readResponse(timeout: 3)
+        XCTAssertEqual(r.status, 401)
+        XCTAssertLessThan(Date().timeIntervalSince(t), 1)
+        XCTAssertNotNil(r.header("X-Request-Id"))
+    }
+
+    /// SPEC: ids with control characters (U+0000–U+001F, U+007F) → 400, in every body form.
+    func testControlCharactersInIds_400() throws {
+        try start()
+        for body in [
+            #"{"conversationId":"a\u0000b","channel":"web"}"#, #"{"conversationId":"c","channel":"we\nb"}"#,
+            #"{"conversationId":"c","channel":"web","userId":"u\u007f"}"#, #"{"conversationId":"c","channel":"web","sessionId":"s\t"}"#,
+            #"{"conversationId":"c","channel":"web","eventId":"e\r"}"#, #"{"conversationId":"c","channel":"web","intent":"i\u001f"}"#,
+        ] {
+            let r = try post(body)
+            XCTAssertEqual(r.status, 400, body)
+            XCTAssertEqual(try json(r)["error"]?["code"], .string("invalid_event"), body)
+        }
+        XCTAssertEqual(try post("conversationId=a%00b&channel=web", type: "application/x-www-form-urlencoded").status, 400)
+        var event = DialogEvent(conversationId: "a\u{0}b", channel: "web")
+        XCTAssertEqual(try post(event.serializedBytes(), type: "application/x-protobuf").status, 400)
+        event.conversationId = "ok"
+        XCTAssertEqual(try post(event.serializedBytes(), type: "application/x-protobuf").status, 200)
+        XCTAssertEqual(try get("/sessions/a%00b").status, 400)
+        XCTAssertEqual(try get("/sessions/a%0Ab/versions").status, 400)
+    }
+
+    /// SPEC "Expiry": a latest version past expiresAt is no state at all, before any sweep.
+    func testExpiredLatest_readsAs404AndNextEventStartsEmpty() throws {
+        try start(["SESSION_TTL_SECONDS": "1", "SWEEP_INTERVAL_SECONDS": "3600"])
+        try post(#"{"conversationId":"x","channel":"web","slots":{"a":"1"}}"#)
+        XCTAssertEqual(try get("/sessions/x").status, 200)
+        usleep(2_100_000)
+        XCTAssertEqual(try get("/sessions/x").status, 404)
+        XCTAssertEqual(try get("/sessions/x/versions").status, 404)
+        XCTAssertEqual(try get("/sessions/x/versions/1").status, 404)
+        let next = try json(post(#"{"conversationId":"x","channel":"whatsapp","slots":{"b":"2"}}"#))
+        XCTAssertEqual(next["context"]?["a"], nil, "expired slots are gone")
+        XCTAssertEqual(next["context"]?["b"], .string("2"))
+        XCTAssertEqual(next["channelSwitched"], .bool(false), "nothing to switch from")
+        XCTAssertEqual(next["sessionVersion"], .number("2"), "numbering continues after the old version")
     }
 
     func testAdminToken() throws {

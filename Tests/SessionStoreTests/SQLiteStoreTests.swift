@@ -192,7 +192,9 @@ class SessionStoreContractTests: XCTestCase {
     ) {
         if worker == 8 {
             for _ in 0..<8 { started.wait() }
-            usleep(30_000)
+            // In the middle of the writes, whatever the store's speed.
+            let deadline = Date().addingTimeInterval(20)
+            while acknowledged.withLock({ $0.count }) < 40 && Date() < deadline { usleep(1_000) }
             let before = Set(acknowledged.withLock { $0 })
             XCTAssertNoThrow(try store.deleteConversation("hot"))
             erasedBefore.withLock { $0 = before }
