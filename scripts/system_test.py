@@ -49,7 +49,7 @@ class Service:
         deadline = time.time() + 20
         while time.time() < deadline:
             try:
-                if request(self.port, "GET", "/health", timeout=1)[0] == 200:
+                if request(self.port, "GET", "/health", timeout=1, retry_503=False)[0] == 200:
                     return
             except OSError:
                 pass
@@ -75,45 +75,78 @@ class Service:
         return self.proc.returncode
 
 
-def request(port, method, path, body=None, headers=None, timeout=10):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+# How long the suite, like a real caller, keeps retrying a 503 that carries Retry-After.
+RETRY_BUDGET_S = 30.0
+
+
+def retry_after_seconds(value, default=1.0):
+    """A Retry-After in delay-seconds; anything else (absent, negative, an HTTP-date, garbage) → default."""
     try:
-        h = dict(headers or {})
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode() if not isinstance(body, (bytes, str)) else (body.encode() if isinstance(body, str) else body)
-            h.setdefault("Content-Type", "application/json")
-        conn.request(method, path, body=data, headers=h)
-        r = conn.getresponse()
-        raw = r.read()
-        return r.status, (json.loads(raw) if raw and r.getheader("Content-Type", "").startswith("application/json") else raw), r
-    finally:
-        conn.close()
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return default
+    return seconds if seconds >= 0 else default
 
 
-def post_event(port, event, max_tries=60):
-    """Posts like a real caller: 503 is retried after Retry-After. Returns (status, body, retries)."""
+def request(port, method, path, body=None, headers=None, timeout=10, retry_503=True, budget=RETRY_BUDGET_S):
+    """The suite's one HTTP client. Returns (status, body, response); JSON bodies are decoded.
+
+    Like a real caller it honours `503` + `Retry-After` (the store is busy or out): it waits
+    as told and sends the same request again, for at most `budget` seconds in all, then hands
+    back the last 503. `response.retries` counts the retries. Scenarios that check the 503
+    itself (store outage, /ready, limits) pass retry_503=False. Connection errors are raised."""
+    h = dict(headers or {})
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode() if not isinstance(body, (bytes, str)) else (body.encode() if isinstance(body, str) else body)
+        h.setdefault("Content-Type", "application/json")
+    deadline = time.time() + budget
     retries = 0
-    for _ in range(max_tries):
+    while True:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         try:
-            status, body, resp = request(port, "POST", "/webhook/dialog", event)
-        except OSError:
-            return None, None, retries  # connection lost (crash scenario)
-        if status != 503:
-            return status, body, retries
+            conn.request(method, path, body=data, headers=h)
+            r = conn.getresponse()
+            raw = r.read()
+        finally:
+            conn.close()
+        r.retries = retries
+        decoded = json.loads(raw) if raw and r.getheader("Content-Type", "").startswith("application/json") else raw
+        retry_after = r.getheader("Retry-After")
+        if not (retry_503 and r.status == 503 and retry_after is not None):
+            return r.status, decoded, r
+        wait = retry_after_seconds(retry_after)
+        if time.time() + wait > deadline:
+            return r.status, decoded, r
         retries += 1
-        time.sleep(float(resp.getheader("Retry-After", "1")))  # as a real caller would
-    return 503, None, retries
+        time.sleep(wait)
+
+
+def post_event(port, event, retry_503=True, headers=None, timeout=10):
+    """POST /webhook/dialog as a real caller (503 retried, see request). Returns (status, body, retries);
+    status None when the connection failed (the process died)."""
+    try:
+        status, body, resp = request(port, "POST", "/webhook/dialog", event, headers=headers, timeout=timeout, retry_503=retry_503)
+    except OSError:
+        return None, None, 0
+    return status, body, resp.retries
+
+
+def get_json(port, path):
+    """GET an admin resource (503 retried): (status, body)."""
+    status, body, _ = request(port, "GET", path)
+    return status, body
 
 
 def versions_of(port, cid):
+    """Every stored version of a conversation, newest first ([] on 404)."""
     out, before = [], None
     while True:
         path = f"/sessions/{cid}/versions?limit=100" + (f"&before={before}" if before else "")
-        status, body, _ = request(port, "GET", path)
+        status, body = get_json(port, path)
         if status == 404:
             return out
-        assert status == 200, (status, body)
+        assert status == 200, (path, status, body)
         out += body["versions"]
         before = body["nextBefore"]
         if before is None:
@@ -238,7 +271,7 @@ def scenario_crash():
             k = 0
             while not stop.is_set() and k < 2000:
                 key = f"w{i}_{k}"
-                status, body, _ = post_event(svc.port, {"conversationId": cid, "channel": "web", "eventId": key, "slots": {key: "1"}}, max_tries=1)
+                status, body, _ = post_event(svc.port, {"conversationId": cid, "channel": "web", "eventId": key, "slots": {key: "1"}}, retry_503=False)
                 if status == 200:
                     with lock:
                         acked.add(key)
@@ -440,24 +473,26 @@ def scenario_store_outage():
             worst, codes = 0.0, []
             for i in range(5):
                 t = time.time()
-                status, body, resp = request(svc.port, "POST", "/webhook/dialog", {"conversationId": "o", "channel": "web", "eventId": f"during{i}"})
+                status, body, resp = request(svc.port, "POST", "/webhook/dialog", {"conversationId": "o", "channel": "web", "eventId": f"during{i}"},
+                                             retry_503=False)
                 worst = max(worst, time.time() - t)
                 codes.append((status, resp.getheader("Retry-After")))
             assert all(c == (503, "1") for c in codes), codes
             assert worst < 3.0, f"503 took {worst:.2f}s"
-            ready = request(svc.port, "GET", "/ready")[0]
+            ready = request(svc.port, "GET", "/ready", retry_503=False)[0]
             health = request(svc.port, "GET", "/health")[0]
             assert (ready, health) == (503, 200), (ready, health)
             cut_at = time.time()
             proxy.start()
             recovered = None
             while time.time() - cut_at < 20:
-                if request(svc.port, "POST", "/webhook/dialog", {"conversationId": "o", "channel": "web", "eventId": "after"})[0] == 200:
+                if request(svc.port, "POST", "/webhook/dialog", {"conversationId": "o", "channel": "web", "eventId": "after"},
+                           retry_503=False)[0] == 200:
                     recovered = time.time() - cut_at
                     break
                 time.sleep(0.1)
             assert recovered is not None, "writes did not recover"
-            assert request(svc.port, "GET", "/ready")[0] == 200
+            assert request(svc.port, "GET", "/ready", retry_503=False)[0] == 200
             vs = versions_of(svc.port, "o")
             assert sorted(v["sessionVersion"] for v in vs) == [1, 2], "nothing half-written during the outage"
             return (f"DynamoDB cut: 5/5 webhooks 503 + Retry-After: 1 (slowest {worst:.2f}s), /ready 503, /health 200; "
