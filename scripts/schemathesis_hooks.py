@@ -16,8 +16,10 @@ import schemathesis  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 MAX_ID = 512
-ids = st.text(min_size=1, max_size=MAX_ID)
-optional_ids = st.text(max_size=MAX_ID)
+# SPEC: ids hold no control characters (U+0000-U+001F, U+007F), as the document's pattern says.
+ID_ALPHABET = st.characters(blacklist_categories=("Cs",), blacklist_characters=[chr(c) for c in range(0x20)] + ["\x7f"])
+ids = st.text(ID_ALPHABET, min_size=1, max_size=MAX_ID)
+optional_ids = st.text(ID_ALPHABET, max_size=MAX_ID)
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 
 
