@@ -109,6 +109,10 @@ class Service:
 
 # How long the suite, like a real caller, keeps retrying a 503 that carries Retry-After.
 RETRY_BUDGET_S = 30.0
+# No 503 is retried past this point of the running scenario (main sets it), so a store that is
+# gone for good fails the scenario in bounded time instead of 30 s per request.
+SCENARIO_DEADLINE = [float("inf")]
+SCENARIO_BUDGET_S = 180.0
 
 
 def retry_after_seconds(value, default=1.0):
@@ -132,7 +136,7 @@ def request(port, method, path, body=None, headers=None, timeout=10, retry_503=T
     if body is not None:
         data = json.dumps(body).encode() if not isinstance(body, (bytes, str)) else (body.encode() if isinstance(body, str) else body)
         h.setdefault("Content-Type", "application/json")
-    deadline = time.time() + budget
+    deadline = min(time.time() + budget, SCENARIO_DEADLINE[0])
     retries = 0
     while True:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -232,7 +236,7 @@ def replicas(store_env, label):
             cid = "replica-" + uuid.uuid4().hex[:8]
             events, per_thread, threads = [], 25, 12
             lock = threading.Lock()
-            results = {"processed": 0, "duplicate": 0, "other": 0, "retries": 0}
+            results = {"processed": 0, "duplicate": 0, "other": [], "retries": 0}
             acked = set()
 
             def worker(i):
@@ -247,23 +251,28 @@ def replicas(store_env, label):
                         if status == 200 and body["status"] == "processed":
                             results["processed"] += 1
                             acked.add(key)
-                        elif status == 200:
+                        elif status == 200 and body["status"] == "duplicate":
+                            # Every eventId is new, yet a DynamoDB write that timed out on the service's side
+                            # can land: the service's own retry (or ours, after its 503) then finds the eventId
+                            # and answers duplicate. The event is stored exactly once: count it as applied.
                             results["duplicate"] += 1
+                            acked.add(key)
                         else:
-                            results["other"] += 1
+                            results["other"].append((key, status, retries, body))
             t0 = time.time()
             run_threads(threads, worker)
             elapsed = time.time() - t0
             vs = versions_of(services[0].port, cid)
             numbers = sorted(v["sessionVersion"] for v in vs)
-            n = results["processed"]
-            assert results["other"] == 0, results
+            n = results["processed"] + results["duplicate"]
+            assert not results["other"], f"{len(results['other'])} events not acknowledged, e.g. {results['other'][:3]}"
             assert numbers == list(range(1, n + 1)), f"versions not 1..{n}: {numbers[:5]}… ({len(numbers)})"
             latest = max(vs, key=lambda v: v["sessionVersion"])
             missing = acked - set(latest["slots"])
             assert not missing, f"{len(missing)} acknowledged slots missing, e.g. {sorted(missing)[:3]}"
             return (f"{label}: 3 replicas, {threads * per_thread} events, versions 1..{n} contiguous, "
-                    f"all {len(acked)} acknowledged slots present, {results['retries']} 503-retries, {elapsed:.1f}s")
+                    f"all {len(acked)} acknowledged slots present, {results['retries']} 503-retries "
+                    f"({results['duplicate']} first deliveries answered duplicate: a timed-out write had landed), {elapsed:.1f}s")
         finally:
             for s in services:
                 s.stop()
@@ -1116,6 +1125,7 @@ def main():
         if only and name not in only:
             continue
         t = time.time()
+        SCENARIO_DEADLINE[0] = t + SCENARIO_BUDGET_S
         try:
             detail = fn()
             passed += 1
