@@ -7,6 +7,10 @@ The last line is "N passed, N failed". Exit status 0 only when all passed.
 
 Usage: system_test.py --binary .build/release/cognigy-session [--moto-endpoint URL] [--only NAME,...]
 Stdlib only. Servers bind 127.0.0.1; every load loop is bounded.
+
+Every request goes through request(), which behaves as a real caller: a 503 with Retry-After
+is retried after the given delay (at most RETRY_BUDGET_S per request, never past the
+scenario's deadline). Scenarios that check a 503 itself pass retry_503=False.
 """
 import argparse
 import http.client
