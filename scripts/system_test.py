@@ -7,6 +7,10 @@ The last line is "N passed, N failed". Exit status 0 only when all passed.
 
 Usage: system_test.py --binary .build/release/cognigy-session [--moto-endpoint URL] [--only NAME,...]
 Stdlib only. Servers bind 127.0.0.1; every load loop is bounded.
+
+Every request goes through request(), which behaves as a real caller: a 503 with Retry-After
+is retried after the given delay (at most RETRY_BUDGET_S per request, never past the
+scenario's deadline). Scenarios that check a 503 itself pass retry_503=False.
 """
 import argparse
 import http.client
@@ -109,6 +113,10 @@ class Service:
 
 # How long the suite, like a real caller, keeps retrying a 503 that carries Retry-After.
 RETRY_BUDGET_S = 30.0
+# No 503 is retried past this point of the running scenario (main sets it), so a store that is
+# gone for good fails the scenario in bounded time instead of 30 s per request.
+SCENARIO_DEADLINE = [float("inf")]
+SCENARIO_BUDGET_S = 180.0
 
 
 def retry_after_seconds(value, default=1.0):
@@ -132,7 +140,7 @@ def request(port, method, path, body=None, headers=None, timeout=10, retry_503=T
     if body is not None:
         data = json.dumps(body).encode() if not isinstance(body, (bytes, str)) else (body.encode() if isinstance(body, str) else body)
         h.setdefault("Content-Type", "application/json")
-    deadline = time.time() + budget
+    deadline = min(time.time() + budget, SCENARIO_DEADLINE[0])
     retries = 0
     while True:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -232,7 +240,7 @@ def replicas(store_env, label):
             cid = "replica-" + uuid.uuid4().hex[:8]
             events, per_thread, threads = [], 25, 12
             lock = threading.Lock()
-            results = {"processed": 0, "duplicate": 0, "other": 0, "retries": 0}
+            results = {"processed": 0, "duplicate": 0, "other": [], "retries": 0}
             acked = set()
 
             def worker(i):
@@ -247,23 +255,28 @@ def replicas(store_env, label):
                         if status == 200 and body["status"] == "processed":
                             results["processed"] += 1
                             acked.add(key)
-                        elif status == 200:
+                        elif status == 200 and body["status"] == "duplicate":
+                            # Every eventId is new, yet a DynamoDB write that timed out on the service's side
+                            # can land: the service's own retry (or ours, after its 503) then finds the eventId
+                            # and answers duplicate. The event is stored exactly once: count it as applied.
                             results["duplicate"] += 1
+                            acked.add(key)
                         else:
-                            results["other"] += 1
+                            results["other"].append((key, status, retries, body))
             t0 = time.time()
             run_threads(threads, worker)
             elapsed = time.time() - t0
             vs = versions_of(services[0].port, cid)
             numbers = sorted(v["sessionVersion"] for v in vs)
-            n = results["processed"]
-            assert results["other"] == 0, results
+            n = results["processed"] + results["duplicate"]
+            assert not results["other"], f"{len(results['other'])} events not acknowledged, e.g. {results['other'][:3]}"
             assert numbers == list(range(1, n + 1)), f"versions not 1..{n}: {numbers[:5]}… ({len(numbers)})"
             latest = max(vs, key=lambda v: v["sessionVersion"])
             missing = acked - set(latest["slots"])
             assert not missing, f"{len(missing)} acknowledged slots missing, e.g. {sorted(missing)[:3]}"
             return (f"{label}: 3 replicas, {threads * per_thread} events, versions 1..{n} contiguous, "
-                    f"all {len(acked)} acknowledged slots present, {results['retries']} 503-retries, {elapsed:.1f}s")
+                    f"all {len(acked)} acknowledged slots present, {results['retries']} 503-retries "
+                    f"({results['duplicate']} first deliveries answered duplicate: a timed-out write had landed), {elapsed:.1f}s")
         finally:
             for s in services:
                 s.stop()
@@ -1000,9 +1013,14 @@ def scenario_hostile_ids():
             cpu0 = svc.cpu_seconds()
             time.sleep(2.0)
             cpu = svc.cpu_seconds() - cpu0
-            assert not wrong, f"{len(wrong)} of {sent} hostile ids not refused with 400: {wrong[:6]}"
-            assert svc.alive() and (health, normal) == (200, 200), (svc.alive(), health, normal, svc.last_error())
-            assert cpu < 0.2, f"the idle process used {cpu:.2f}s of CPU in 2 s after the hostile ids (a worker spins)"
+            problems = []
+            if wrong:
+                problems.append(f"{len(wrong)} of {sent} hostile ids not refused with 400, e.g. {wrong[:4]}")
+            if not svc.alive() or (health, normal) != (200, 200):
+                problems.append(f"afterwards: alive={svc.alive()} /health {health}, a normal event {normal} ({svc.last_error()})")
+            if cpu >= 0.2:
+                problems.append(f"the idle process used {cpu:.2f}s of CPU in 2 s after the hostile ids (a worker spins)")
+            assert not problems, "; ".join(problems) + f" (idle CPU {cpu:.2f}s in 2 s)"
             return f"{sent} events with NUL/LF/DEL/US in ids (JSON, form, protobuf) → 400; healthy after; {cpu:.2f}s CPU in the next 2 s"
         finally:
             svc.stop()
@@ -1066,9 +1084,15 @@ def scenario_ready_during_drain():
             t.join(timeout=15)
             code = svc.proc.wait(timeout=15)
             answer = inflight.get("answer")
-            assert seen and seen[-1][0] == 503, f"GET /ready on a new connection within 0.5 s of SIGTERM: {seen} (status, s after SIGTERM)"
-            assert answer and answer[0] == 200 and answer[1]["restore"] == "sent", f"in-flight request: {answer}"
-            assert code == 0, f"exit code {code}"
+            problems = []
+            if not (seen and seen[-1][0] == 503):
+                problems.append(f"GET /ready on new connections in the 0.5 s after SIGTERM: {seen} (answer, s after SIGTERM)")
+            if not (answer and answer[0] == 200 and answer[1]["restore"] == "sent"):
+                problems.append(f"in-flight switch answered {answer[0] if answer else None} "
+                                f"restore={answer[1].get('restore') if answer and isinstance(answer[1], dict) else None}")
+            if code != 0:
+                problems.append(f"exit code {code}")
+            assert not problems, "; ".join(problems)
             return (f"SIGTERM with an inline restore in flight: /ready 503 after {seen[-1][1] * 1000:.0f} ms, "
                     f"the in-flight switch answered 200 restore=sent, exit 0")
         finally:
@@ -1116,6 +1140,7 @@ def main():
         if only and name not in only:
             continue
         t = time.time()
+        SCENARIO_DEADLINE[0] = t + SCENARIO_BUDGET_S
         try:
             detail = fn()
             passed += 1
