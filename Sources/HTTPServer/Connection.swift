@@ -150,6 +150,10 @@ struct Connection {
                 method: head.method, path: head.path, query: head.query, version: head.version,
                 headers: head.headers, body: body)
             let response = server.handler.handle(request)
+            // The handler is done with the body: give its budget back before answering, so a
+            // client that reads the answer can count on the budget being free again.
+            server.releaseBody(reserved)
+            reserved = 0
             let keepAlive = head.keepAlive && !server.isStopping
             let bytes = server.serialize(response, keepAlive: keepAlive, version: head.version, headRequest: head.method == .HEAD)
             guard Sockets.sendAll(fd, bytes), keepAlive else { return }
