@@ -61,3 +61,21 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer targets (Fuzz/, scripts/fuzz.sh): declared only when COGNIGY_FUZZ=1, so plain
+// builds, tests and releases never see them. scripts/fuzz.sh builds them with
+// --sanitize=fuzzer --sanitize=address in their own scratch path (.build-fuzz). Each
+// defines LLVMFuzzerTestOneInput and no main (-parse-as-library): libFuzzer's main runs.
+if Context.environment["COGNIGY_FUZZ"] == "1" {
+    package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/FuzzSupport"))
+    for (name, dependencies) in [
+        ("fuzz-http", ["HTTPServer", "DialogWire"]), ("fuzz-protobuf", ["DialogWire"]),
+        ("fuzz-json", ["DialogWire"]), ("fuzz-event", ["DialogWire"]),
+    ] {
+        package.targets.append(
+            .executableTarget(
+                name: name, dependencies: ["FuzzSupport"] + dependencies.map { .target(name: $0) },
+                path: "Fuzz/Targets/\(name)", swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}

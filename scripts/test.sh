@@ -65,6 +65,14 @@ for store in sqlite dynamodb; do
   PASSED=$((PASSED + ${op:-0})); FAILED=$((FAILED + ${of:-1}))
 done
 
+# Fuzzing: each libFuzzer target (scripts/fuzz.sh) for FUZZ_SECONDS (default 20, 0 skips)
+# on its seed corpus; a target that crashes or breaks an invariant counts as one failure.
+if [[ "${FUZZ_SECONDS:-20}" != "0" ]]; then
+  for target in fuzz-http fuzz-protobuf fuzz-json fuzz-event; do
+    if bash scripts/fuzz.sh "$target" "${FUZZ_SECONDS:-20}"; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); fi
+  done
+fi
+
 # 4. The same unit tests under ThreadSanitizer and AddressSanitizer (XCTest itself leaks,
 #    so leak detection is off). SKIP_SANITIZERS=1 skips this step for a quick local run.
 if [[ "${SKIP_SANITIZERS:-0}" != "1" ]]; then

@@ -115,6 +115,8 @@ public struct HeadScanner {
                 if !sawRequestLine {
                     if empty {
                         headStart = position  // stray CRLF before the request line
+                        // Too many blank lines before a request is not a request either.
+                        if headStart > limits.maxRequestLineBytes { throw .malformedRequestLine }
                     } else {
                         guard lineEnd - headStart <= limits.maxRequestLineBytes else { throw .requestLineTooLong }
                         sawRequestLine = true
@@ -127,12 +129,12 @@ public struct HeadScanner {
             }
             position += 1
         }
-        if !sawRequestLine {
-            if buffer.count - headStart > limits.maxRequestLineBytes { throw .requestLineTooLong }
-            // Too many blank lines before a request is not a request either.
-            if headStart > limits.maxRequestLineBytes { throw .malformedRequestLine }
-        }
-        if buffer.count - headStart > limits.maxHeaderBytes { throw .headersTooLarge }
+        // Early rejection of a head that can no longer fit. The answer must not depend on
+        // where a read ended, so a final CR (maybe the first half of a CRLF, which the
+        // limits do not count) does not count yet.
+        let pending = buffer.count - headStart - (buffer.last == UInt8(ascii: "\r") ? 1 : 0)
+        if !sawRequestLine, pending > limits.maxRequestLineBytes { throw .requestLineTooLong }
+        if pending > limits.maxHeaderBytes { throw .headersTooLarge }
         return .needMore
     }
 }

@@ -102,6 +102,84 @@ final class HTTPParserTests: XCTestCase {
         XCTAssertEqual(HTTPParseError.requestLineTooLong.status.code, 431)
     }
 
+    // MARK: read boundaries (fixtures found by scripts/fuzz.sh fuzz-http)
+
+    private enum ScanOutcome: Equatable {
+        case needMore
+        case complete(headStart: Int, headEnd: Int, bodyStart: Int)
+        case failed(HTTPParseError)
+    }
+
+    /// Scans `bytes` as Connection does, `readSize` bytes arriving per read.
+    private func scanInReads(_ bytes: [UInt8], readSize: Int) -> ScanOutcome {
+        var scanner = HeadScanner()
+        var buffer: [UInt8] = []
+        var offset = 0
+        while offset < bytes.count {
+            let next = min(bytes.count, offset + readSize)
+            buffer.append(contentsOf: bytes[offset..<next])
+            offset = next
+            do {
+                if case .complete(let end, let start) = try scanner.scan(buffer, limits: limits) {
+                    return .complete(headStart: scanner.headStart, headEnd: end, bodyStart: start)
+                }
+            } catch {
+                return .failed(error)
+            }
+        }
+        return .needMore
+    }
+
+    /// The answer must not depend on where TCP splits the bytes: one read and one-byte
+    /// reads agree. Each fixture failed before the scanner's early limit checks stopped
+    /// counting a final CR (the first half of a CRLF the limits do not count) and checked
+    /// the blank lines before a request when they are skipped, not when a read ends.
+    private func assertSameInEveryRead(
+        _ bytes: [UInt8], _ expected: ScanOutcome, file: StaticString = #filePath, line: UInt = #line
+    ) {
+        XCTAssertEqual(scanInReads(bytes, readSize: bytes.count), expected, "one read", file: file, line: line)
+        XCTAssertEqual(scanInReads(bytes, readSize: 1), expected, "one-byte reads", file: file, line: line)
+    }
+
+    func testScanner_requestLineOfExactlyTheLimitInAnyReads() {
+        limits.maxRequestLineBytes = 64
+        // fuzz-http's input: a 64-byte request line (CRs, one 0x8D) ended by CRLF. Byte reads
+        // saw 65 bytes (the CR too) and answered 431.
+        let fuzzed = [UInt8](repeating: 0x0D, count: 49) + [0x8D] + [UInt8](repeating: 0x0D, count: 15) + [0x0A]
+        assertSameInEveryRead(fuzzed, .needMore)
+        let line = "GET /" + String(repeating: "a", count: 64 - 14) + " HTTP/1.1"
+        XCTAssertEqual(line.utf8.count, 64)
+        let request = Array((line + "\r\nHost: x\r\n\r\n").utf8)
+        assertSameInEveryRead(request, .complete(headStart: 0, headEnd: request.count - 2, bodyStart: request.count))
+    }
+
+    func testScanner_headOfExactlyTheLimitInAnyReads() throws {
+        limits.maxHeaderBytes = 256
+        // Request line, Host and one field: a head of exactly 256 bytes, then the empty line.
+        let prefix = "GET / HTTP/1.1\r\nHost: x\r\nX: "
+        let head = prefix + String(repeating: "b", count: 256 - prefix.utf8.count - 2) + "\r\n"
+        XCTAssertEqual(head.utf8.count, 256)
+        let request = Array((head + "\r\n").utf8)
+        assertSameInEveryRead(request, .complete(headStart: 0, headEnd: 256, bodyStart: 258))
+        XCTAssertEqual(try HTTPHeadParser.parse(request[0..<256], limits: limits).headers["x"]?.utf8.count, 256 - prefix.utf8.count - 2)
+        // One byte more is refused however it arrives.
+        let over = Array((prefix + String(repeating: "b", count: 256 - prefix.utf8.count - 1) + "\r\n\r\n").utf8)
+        XCTAssertEqual(scanInReads(over, readSize: 1), .failed(.headersTooLarge))
+        XCTAssertThrowsError(try HTTPHeadParser.parse(over[0..<257], limits: limits)) {
+            XCTAssertEqual($0 as? HTTPParseError, .headersTooLarge)
+        }
+    }
+
+    func testScanner_tooManyBlankLinesBeforeARequestInAnyReads() {
+        limits.maxRequestLineBytes = 64
+        // More blank-line bytes than a request line may have: refused whether or not the
+        // request arrives in the same read (before, one read accepted what byte reads refused).
+        let request = Array((String(repeating: "\n", count: 65) + "GET / HTTP/1.1\r\nHost: x\r\n\r\n").utf8)
+        assertSameInEveryRead(request, .failed(.malformedRequestLine))
+        let fewer = Array((String(repeating: "\r\n", count: 32) + "GET / HTTP/1.1\r\nHost: x\r\n\r\n").utf8)
+        assertSameInEveryRead(fewer, .complete(headStart: 64, headEnd: fewer.count - 2, bodyStart: fewer.count))
+    }
+
     // MARK: chunked
 
     private func decodeChunked(_ text: String, pieces: Int = 1) throws -> (body: String, consumed: Int) {
