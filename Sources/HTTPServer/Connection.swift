@@ -12,12 +12,14 @@ struct Connection {
     private let config: HTTPServerConfiguration
     private var buffer: [UInt8] = []
     private var readChunk: [UInt8]
+    private let peerIsLoopback: Bool
 
     init(fd: Int32, server: HTTPServer) {
         self.fd = fd
         self.server = server
         self.config = server.configuration
         self.readChunk = [UInt8](repeating: 0, count: 16 * 1024)
+        self.peerIsLoopback = Sockets.peerIsLoopback(fd)
         buffer.reserveCapacity(16 * 1024)
     }
 
@@ -79,12 +81,13 @@ struct Connection {
             firstRequest = false
 
             // 2. Parse it.
-            let head: RequestHead
+            var head: RequestHead
             do {
                 head = try HTTPHeadParser.parse(buffer[scanner.headStart..<headEnd], limits: config)
             } catch {
                 return fail(error)
             }
+            head.peerIsLoopback = peerIsLoopback
 
             // 3. What the head alone decides (route, method, credentials) is answered before
             //    any body is read; then the connection closes, its body unread.
@@ -148,7 +151,7 @@ struct Connection {
             // 5. Handle and answer.
             let request = HTTPRequest(
                 method: head.method, path: head.path, query: head.query, version: head.version,
-                headers: head.headers, body: body)
+                headers: head.headers, body: body, peerIsLoopback: peerIsLoopback)
             let response = server.handler.handle(request)
             // The handler is done with the body: give its budget back before answering, so a
             // client that reads the answer can count on the budget being free again.

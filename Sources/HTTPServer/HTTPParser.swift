@@ -86,6 +86,8 @@ public struct RequestHead: Sendable {
     /// Whether the connection may carry another request after this one.
     public var keepAlive: Bool
     public var expectsContinue: Bool
+    /// The client connected from a loopback address (set by the connection, not parsed).
+    public var peerIsLoopback = false
 }
 
 /// Finds where a request head ends in a growing buffer, remembering how far it looked so

@@ -30,6 +30,7 @@ public struct HTTPStatus: Hashable, Sendable {
     public static let noContent = HTTPStatus(204, "No Content")
     public static let badRequest = HTTPStatus(400, "Bad Request")
     public static let unauthorized = HTTPStatus(401, "Unauthorized")
+    public static let forbidden = HTTPStatus(403, "Forbidden")
     public static let notFound = HTTPStatus(404, "Not Found")
     public static let methodNotAllowed = HTTPStatus(405, "Method Not Allowed")
     public static let requestTimeout = HTTPStatus(408, "Request Timeout")
@@ -81,10 +82,12 @@ public struct HTTPRequest: Sendable {
     public var version: HTTPVersion
     public var headers: HTTPHeaders
     public var body: [UInt8]
+    /// The client connected from a loopback address (127.0.0.0/8, ::1, ::ffff:127.x).
+    public var peerIsLoopback: Bool
 
     public init(
         method: HTTPMethod, path: String, query: String = "", version: HTTPVersion = .http11,
-        headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []
+        headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = [], peerIsLoopback: Bool = false
     ) {
         self.method = method
         self.path = path
@@ -92,6 +95,7 @@ public struct HTTPRequest: Sendable {
         self.version = version
         self.headers = headers
         self.body = body
+        self.peerIsLoopback = peerIsLoopback
     }
 
     /// Decoded query parameters (`+` is a space, `%XX` escapes); nil if an escape is invalid.

@@ -7,7 +7,7 @@ public struct Router: HTTPHandler {
     public typealias Handler = @Sendable (HTTPRequest, [String: String]) -> HTTPResponse
     /// Checks a request's headers (credentials) before anything else; a response refuses it.
     /// It needs only the head, so the server can refuse before reading the body.
-    public typealias Guard = @Sendable (HTTPHeaders) -> HTTPResponse?
+    public typealias Guard = @Sendable (_ headers: HTTPHeaders, _ peerIsLoopback: Bool) -> HTTPResponse?
 
     private enum Segment: Sendable {
         case literal(String)
@@ -39,7 +39,7 @@ public struct Router: HTTPHandler {
     /// The answer a head alone decides (no route, wrong method, refused credentials) and
     /// the pattern it matched; nil response when the request may proceed to its body.
     public func screen(_ head: RequestHead) -> (response: HTTPResponse?, pattern: String?) {
-        let r = resolve(method: head.method, path: head.path, headers: head.headers)
+        let r = resolve(method: head.method, path: head.path, headers: head.headers, peerIsLoopback: head.peerIsLoopback)
         switch r {
         case .handler(let route, _): return (nil, route.pattern)
         case .answer(let response, let pattern): return (response, pattern)
@@ -49,7 +49,7 @@ public struct Router: HTTPHandler {
     /// The response and the pattern of the route that matched the path (any method), e.g.
     /// `/sessions/:id`: a low-cardinality label for metrics; nil when nothing matched.
     public func route(_ request: HTTPRequest) -> (response: HTTPResponse, pattern: String?) {
-        switch resolve(method: request.method, path: request.path, headers: request.headers) {
+        switch resolve(method: request.method, path: request.path, headers: request.headers, peerIsLoopback: request.peerIsLoopback) {
         case .handler(let route, let params): return (route.handler(request, params), route.pattern)
         case .answer(let response, let pattern): return (response, pattern)
         }
@@ -60,7 +60,7 @@ public struct Router: HTTPHandler {
         case answer(HTTPResponse, pattern: String?)
     }
 
-    private func resolve(method: HTTPMethod, path: String, headers: HTTPHeaders) -> Resolution {
+    private func resolve(method: HTTPMethod, path: String, headers: HTTPHeaders, peerIsLoopback: Bool) -> Resolution {
         // Split keeping empty segments so "/health/" does not match "/health".
         var parts = path.split(separator: "/", omittingEmptySubsequences: false)
         if parts.first == "" { parts.removeFirst() }
@@ -71,7 +71,7 @@ public struct Router: HTTPHandler {
         for route in routes {
             guard let params = match(route.segments, parts, badEscape: &badEscape) else { continue }
             if route.method == method || (method == .HEAD && route.method == .GET) {
-                if let refused = route.guardHeaders?(headers) { return .answer(refused, pattern: route.pattern) }
+                if let refused = route.guardHeaders?(headers, peerIsLoopback) { return .answer(refused, pattern: route.pattern) }
                 return .handler(route, params)
             }
             matched = matched ?? route.pattern

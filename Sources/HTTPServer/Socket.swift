@@ -11,6 +11,39 @@ public struct SocketError: Error, CustomStringConvertible, Sendable {
 }
 
 enum Sockets {
+    /// Whether the peer of a connected socket is a loopback address; false when unknown.
+    static func peerIsLoopback(_ fd: Int32) -> Bool {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+        }
+        guard rc == 0 else { return false }
+        let family = Int32(storage.ss_family)
+        let bytes = withUnsafeBytes(of: &storage) { Array($0) }
+        return isLoopback(family: family, address: bytes)
+    }
+
+    /// Loopback: IPv4 127.0.0.0/8, IPv6 ::1, or IPv4-mapped ::ffff:127.x.y.z. `address` is
+    /// the raw `sockaddr_in`/`sockaddr_in6` bytes. Pure, so tests can feed it any address.
+    static func isLoopback(family: Int32, address: [UInt8]) -> Bool {
+        switch family {
+        case AF_INET:
+            // sockaddr_in: family(2) port(2) addr(4)
+            guard address.count >= 8 else { return false }
+            return address[4] == 127
+        case AF_INET6:
+            // sockaddr_in6: family(2) port(2) flowinfo(4) addr(16)
+            guard address.count >= 24 else { return false }
+            let a = Array(address[8..<24])
+            if a[0..<15].allSatisfy({ $0 == 0 }) && a[15] == 1 { return true }
+            let mapped = a[0..<10].allSatisfy({ $0 == 0 }) && a[10] == 0xFF && a[11] == 0xFF
+            return mapped && a[12] == 127
+        default:
+            return false
+        }
+    }
+
     /// A bound, listening, close-on-exec TCP socket; returns it and the port actually bound.
     static func listen(host: String, port: Int, backlog: Int) throws -> (fd: Int32, port: Int) {
         var hints = addrinfo()

@@ -37,8 +37,8 @@ public struct Routes: Sendable {
             HTTPResponse(
                 status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: Array(metricsText().utf8))
         }
-        let webhookAuth: Router.Guard = { webhookCredentials($0) }
-        let adminAuth: Router.Guard = { adminCredentials($0) }
+        let webhookAuth: Router.Guard = { headers, _ in webhookCredentials(headers) }
+        let adminAuth: Router.Guard = { headers, loopback in adminCredentials(headers, peerIsLoopback: loopback) }
         r.add(.POST, "/webhook/dialog", guard: webhookAuth) { req, _ in webhook(req) }
         r.add(.GET, "/sessions/:id", guard: adminAuth) { req, p in admin(req, p) { latest($0) } }
         r.add(.DELETE, "/sessions/:id", guard: adminAuth) { req, p in admin(req, p) { delete($0) } }
@@ -66,8 +66,15 @@ public struct Routes: Sendable {
         return nil
     }
 
-    func adminCredentials(_ headers: HTTPHeaders) -> HTTPResponse? {
-        guard let token = config.adminToken else { return nil }
+    /// SPEC: with `ADMIN_TOKEN`, a Bearer token; without it, loopback clients only (like
+    /// Redis's protected mode), so a laptop works and an exposed container is never open.
+    func adminCredentials(_ headers: HTTPHeaders, peerIsLoopback: Bool) -> HTTPResponse? {
+        guard let token = config.adminToken else {
+            if peerIsLoopback { return nil }
+            return .error(
+                .forbidden, code: "admin_token_required",
+                message: "Set ADMIN_TOKEN to use the admin routes from another host; without it they answer loopback clients only.")
+        }
         guard let given = authorization(headers, scheme: "bearer"), constantTimeEquals(given, token) else {
             return .error(
                 .unauthorized, code: "unauthorized", message: "A valid admin Bearer token is required.",

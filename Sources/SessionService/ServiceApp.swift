@@ -148,6 +148,14 @@ public final class ServiceApp: Sendable {
     }
 
     public func start() throws {
+        if configuration.webhookAPIKey == nil, !Self.isLoopbackHost(configuration.http.host) {
+            logger.warn(
+                "the webhook is reachable from non-loopback addresses without WEBHOOK_API_KEY: anyone who can reach the port can write sessions",
+                [("host", .string(configuration.http.host))])
+        }
+        if configuration.adminToken == nil {
+            logger.info("ADMIN_TOKEN is not set: /sessions/** answers loopback clients only")
+        }
         try server.start()
         startSweeper()
         service.restorer?.start()
@@ -155,6 +163,11 @@ public final class ServiceApp: Sendable {
             "listening",
             [("host", .string(configuration.http.host)), ("port", .int(Int64(server.port))),
              ("store", .string(configuration.store.rawValue))])
+    }
+
+    /// Whether a listen address accepts loopback connections only.
+    static func isLoopbackHost(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
     /// Drains the server; returns whether every connection finished in time.

@@ -342,4 +342,30 @@ final class HTTPServerTests: XCTestCase {
         XCTAssertEqual(small, big)
         XCTAssertLessThanOrEqual(small.capacity, 64 * 1024)
     }
+
+    /// Loopback classification from raw sockaddr bytes (byte fixtures).
+    func testLoopbackClassification() {
+        func v4(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) -> [UInt8] { [2, 0, 0x1F, 0x90, a, b, c, d] + [UInt8](repeating: 0, count: 8) }
+        func v6(_ addr: [UInt8]) -> [UInt8] { [10, 0, 0x1F, 0x90, 0, 0, 0, 0] + addr + [0, 0, 0, 0] }
+        XCTAssertTrue(Sockets.isLoopback(family: AF_INET, address: v4(127, 0, 0, 1)))
+        XCTAssertTrue(Sockets.isLoopback(family: AF_INET, address: v4(127, 9, 8, 7)))
+        XCTAssertFalse(Sockets.isLoopback(family: AF_INET, address: v4(10, 0, 0, 1)))
+        XCTAssertFalse(Sockets.isLoopback(family: AF_INET, address: v4(192, 168, 1, 127)))
+        XCTAssertTrue(Sockets.isLoopback(family: AF_INET6, address: v6([UInt8](repeating: 0, count: 15) + [1])))
+        XCTAssertTrue(Sockets.isLoopback(family: AF_INET6, address: v6([UInt8](repeating: 0, count: 10) + [0xFF, 0xFF, 127, 0, 0, 1])))
+        XCTAssertFalse(Sockets.isLoopback(family: AF_INET6, address: v6([UInt8](repeating: 0, count: 10) + [0xFF, 0xFF, 10, 0, 0, 1])))
+        XCTAssertFalse(Sockets.isLoopback(family: AF_INET6, address: v6([0xFE, 0x80] + [UInt8](repeating: 0, count: 13) + [1])))
+        XCTAssertFalse(Sockets.isLoopback(family: AF_INET, address: [2, 0]), "truncated")
+        XCTAssertFalse(Sockets.isLoopback(family: AF_UNIX, address: v4(127, 0, 0, 1)))
+    }
+
+    func testRealLoopbackClient_isMarkedLoopback() throws {
+        struct PeerHandler: HTTPHandler {
+            func handle(_ request: HTTPRequest) -> HTTPResponse {
+                HTTPResponse(status: .ok, body: Array("\(request.peerIsLoopback)".utf8))
+            }
+        }
+        let port = try start(handler: PeerHandler(), accept: nil)
+        XCTAssertEqual(try RawHTTPClient.request(port: port, method: "GET", path: "/").text, "true")
+    }
 }

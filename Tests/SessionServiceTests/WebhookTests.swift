@@ -329,6 +329,20 @@ final class WebhookTests: XCTestCase {
         XCTAssertEqual(next["sessionVersion"], .number("2"), "numbering continues after the old version")
     }
 
+    /// SPEC: without ADMIN_TOKEN the admin routes answer loopback clients only.
+    func testNoAdminToken_adminRoutesAnswerLoopbackOnly() throws {
+        try start()
+        try post(#"{"conversationId":"c","channel":"x"}"#)
+        XCTAssertEqual(try get("/sessions/c").status, 200, "this test client is on loopback")
+        let router = Routes(service: app.service, config: app.configuration, logger: Logger(level: .error) { _ in }).router()
+        let remote = router.handle(HTTPRequest(method: .GET, path: "/sessions/c", peerIsLoopback: false))
+        XCTAssertEqual(remote.status.code, 403)
+        XCTAssertEqual(try JSONParser.parse(remote.body)["error"]?["code"], .string("admin_token_required"))
+        XCTAssertEqual(router.handle(HTTPRequest(method: .GET, path: "/sessions/c", peerIsLoopback: true)).status.code, 200)
+        // The webhook and health are not admin routes.
+        XCTAssertEqual(router.handle(HTTPRequest(method: .GET, path: "/health", peerIsLoopback: false)).status.code, 200)
+    }
+
     func testAdminToken() throws {
         try start(["ADMIN_TOKEN": "adm"])
         try post(#"{"conversationId":"c","channel":"x"}"#)
