@@ -1,6 +1,11 @@
 # cognigy-session container image.
 #   docker build -t cognigy-session .
-#   docker run -p 8080:8080 -v cognigy-data:/data cognigy-session
+#   docker run -p 8080:8080 -v cognigy-data:/data \
+#     -e WEBHOOK_API_KEY=... -e ADMIN_TOKEN=... cognigy-session
+# Secrets come from the environment, never from the image: without WEBHOOK_API_KEY anyone
+# who reaches the port can write sessions (the service warns at start), and without
+# ADMIN_TOKEN the admin routes answer loopback clients only (so, from outside the
+# container, 403 admin_token_required).
 # Stage 1 builds with the Swift 6.3 toolchain; stage 2 is a slim Debian with only the
 # C libraries the binary links (libcurl, libsqlite3) and runs as a non-root user.
 
@@ -32,7 +37,8 @@ ENV HOST=0.0.0.0 \
     OUTBOX_PATH=/data/outbox.sqlite
 VOLUME ["/data"]
 EXPOSE 8080
-USER cognigy
+# Numeric, so the host and Kubernetes (runAsNonRoot) can check it is not root.
+USER 10001
 # No curl in the runtime image: bash's /dev/tcp is enough to ask GET /health.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${PORT:-8080} && printf 'GET /health HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && head -n1 <&3 | grep -q ' 200 '"]
