@@ -26,14 +26,17 @@ let package = Package(
         .target(name: "HTTPServer", dependencies: ["Primitives", "DialogWire"], path: "Sources/HTTPServer"),
         // Outgoing HTTP over libcurl (TLS, connection reuse, SigV4), shared by DynamoDB and Cognigy.
         .target(name: "HTTPClient", dependencies: ["CCurl", "Primitives"], path: "Sources/HTTPClient"),
+        // AWS credentials as the SDKs find them (environment, web identity, container,
+        // instance metadata), cached and renewed before they expire.
+        .target(name: "AWSCredentials", dependencies: ["HTTPClient", "DialogWire", "Primitives"], path: "Sources/AWSCredentials"),
         // Cognigy REST API: OAuth2 token cache, context-inject client with 429 backoff.
         .target(name: "Cognigy", dependencies: ["HTTPClient", "Backoff", "DialogWire", "Primitives"], path: "Sources/Cognigy"),
         // Snapshot persistence: the store protocol and the SQLite store.
-        .target(name: "SessionStore", dependencies: ["DialogWire", "CSQLite", "Primitives", "HTTPClient", "Backoff"], path: "Sources/SessionStore"),
+        .target(name: "SessionStore", dependencies: ["DialogWire", "CSQLite", "Primitives", "HTTPClient", "AWSCredentials", "Backoff"], path: "Sources/SessionStore"),
         // The ingest pipeline, merge rules, configuration and routes.
         .target(
             name: "SessionService",
-            dependencies: ["DialogWire", "HTTPServer", "SessionStore", "Primitives", "Backoff", "HTTPClient", "Cognigy", "CSQLite"],
+            dependencies: ["DialogWire", "HTTPServer", "SessionStore", "Primitives", "Backoff", "HTTPClient", "AWSCredentials", "Cognigy", "CSQLite"],
             path: "Sources/SessionService"),
         // Wiring, command line, signals.
         .executableTarget(
@@ -49,14 +52,20 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport", "Primitives"], path: "Tests/HTTPServerTests"),
         .testTarget(
             name: "SessionStoreTests",
-            dependencies: ["SessionStore", "DialogWire", "CSQLite", "HTTPServer", "HTTPClient", "Backoff", "Primitives"],
+            dependencies: ["SessionStore", "DialogWire", "CSQLite", "HTTPServer", "HTTPClient", "AWSCredentials", "Backoff", "Primitives"],
             path: "Tests/SessionStoreTests"),
+        .testTarget(
+            name: "AWSCredentialsTests", dependencies: ["AWSCredentials", "HTTPServer", "HTTPClient", "Primitives", "DialogWire"],
+            path: "Tests/AWSCredentialsTests"),
         .testTarget(
             name: "CognigyTests", dependencies: ["Cognigy", "HTTPServer", "HTTPClient", "Primitives", "Backoff", "DialogWire"],
             path: "Tests/CognigyTests"),
         .testTarget(
             name: "SessionServiceTests",
-            dependencies: ["SessionService", "SessionStore", "HTTPServer", "DialogWire", "TestSupport", "Primitives", "Backoff", "Cognigy"],
+            dependencies: [
+                "SessionService", "SessionStore", "HTTPServer", "DialogWire", "TestSupport", "Primitives", "Backoff", "Cognigy",
+                "AWSCredentials",
+            ],
             path: "Tests/SessionServiceTests"),
     ],
     swiftLanguageModes: [.v6]
