@@ -1,3 +1,4 @@
+import AWSCredentials
 import DialogWire
 import Foundation
 import HTTPServer
@@ -46,9 +47,19 @@ public struct ServiceConfiguration: Sendable {
         .init(name: "AWS_DEFAULT_REGION", defaultValue: nil, help: "SigV4 region fallback", secret: false),
         .init(name: "AWS_ENDPOINT_URL_DYNAMODB", defaultValue: nil, help: "DynamoDB endpoint override (DynamoDB Local, moto)", secret: false),
         .init(name: "AWS_ENDPOINT_URL", defaultValue: nil, help: "endpoint override for all AWS services", secret: false),
-        .init(name: "AWS_ACCESS_KEY_ID", defaultValue: nil, help: "AWS credentials", secret: true),
-        .init(name: "AWS_SECRET_ACCESS_KEY", defaultValue: nil, help: "AWS credentials", secret: true),
-        .init(name: "AWS_SESSION_TOKEN", defaultValue: nil, help: "AWS session token (sent as X-Amz-Security-Token)", secret: true),
+        .init(name: "AWS_ACCESS_KEY_ID", defaultValue: nil, help: "static AWS credentials (unset: the AWS chain: web identity, container, instance metadata)", secret: true),
+        .init(name: "AWS_SECRET_ACCESS_KEY", defaultValue: nil, help: "static AWS credentials, with AWS_ACCESS_KEY_ID", secret: true),
+        .init(name: "AWS_SESSION_TOKEN", defaultValue: nil, help: "AWS session token for static keys (sent as X-Amz-Security-Token)", secret: true),
+        .init(name: "AWS_WEB_IDENTITY_TOKEN_FILE", defaultValue: nil, help: "web identity token file (EKS IRSA, OIDC), re-read on every refresh; with AWS_ROLE_ARN → STS AssumeRoleWithWebIdentity", secret: false),
+        .init(name: "AWS_ROLE_ARN", defaultValue: nil, help: "role assumed with the web identity token", secret: false),
+        .init(name: "AWS_ROLE_SESSION_NAME", defaultValue: nil, help: "session name for the assumed role (default cognigy-session-<epoch>)", secret: false),
+        .init(name: "AWS_ENDPOINT_URL_STS", defaultValue: nil, help: "STS endpoint override (else AWS_ENDPOINT_URL, else https://sts.<region>.amazonaws.com)", secret: false),
+        .init(name: "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", defaultValue: nil, help: "ECS task role: credentials path on http://169.254.170.2", secret: false),
+        .init(name: "AWS_CONTAINER_CREDENTIALS_FULL_URI", defaultValue: nil, help: "container credentials URL (https, or http to loopback, 169.254.170.2 or 169.254.170.23)", secret: false),
+        .init(name: "AWS_CONTAINER_AUTHORIZATION_TOKEN", defaultValue: nil, help: "Authorization header for the container credentials URL", secret: true),
+        .init(name: "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", defaultValue: nil, help: "file holding that Authorization header, re-read on every refresh (wins over the variable)", secret: false),
+        .init(name: "AWS_EC2_METADATA_SERVICE_ENDPOINT", defaultValue: nil, help: "instance metadata (IMDSv2) address (default http://169.254.169.254)", secret: false),
+        .init(name: "AWS_EC2_METADATA_DISABLED", defaultValue: nil, help: "true: never ask instance metadata for credentials", secret: false),
         .init(name: "SESSION_TTL_SECONDS", defaultValue: "604800", help: "snapshot expiry after its write (ExpiresAt); any value >= 1", secret: false),
         .init(name: "SWEEP_INTERVAL_SECONDS", defaultValue: "60", help: "how often expired SQLite rows are deleted", secret: false),
         .init(name: "COGNIGY_API_BASE_URL", defaultValue: nil, help: "Cognigy REST API base, e.g. https://api-trial.cognigy.ai (unset: restore off)", secret: false),
@@ -98,6 +109,8 @@ public struct ServiceConfiguration: Sendable {
     public var awsAccessKeyId: String?
     public var awsSecretAccessKey: String?
     public var awsSessionToken: String?
+    /// The AWS_* values the credential chain reads (see `AWSCredentials.CredentialChain`).
+    public var awsEnvironment: [String: String] = [:]
     public var sessionTTLSeconds: Int64 = 604_800
     public var sweepIntervalSeconds = 60
     public var cognigyBaseURL: String?
@@ -233,10 +246,21 @@ public struct ServiceConfiguration: Sendable {
         if (c.awsAccessKeyId != nil) != (c.awsSecretAccessKey != nil) {
             throw ConfigError(variable: "AWS_ACCESS_KEY_ID", message: "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together")
         }
-        if c.store == .dynamodb, c.awsAccessKeyId == nil {
-            throw ConfigError(
-                variable: "AWS_ACCESS_KEY_ID",
-                message: "SESSION_STORE=dynamodb needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (any values for DynamoDB Local)")
+        // Without static keys the AWS chain finds credentials at run time; what can be
+        // checked now (pairs that go together, URLs) stops start-up with one line.
+        for v in variables where v.name.hasPrefix("AWS_") {
+            if let value = p.optional(v.name) { c.awsEnvironment[v.name] = value }
+        }
+        if (c.awsEnvironment["AWS_WEB_IDENTITY_TOKEN_FILE"] != nil) != (c.awsEnvironment["AWS_ROLE_ARN"] != nil) {
+            throw ConfigError(variable: "AWS_WEB_IDENTITY_TOKEN_FILE", message: "AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN go together")
+        }
+        _ = try p.url("AWS_ENDPOINT_URL_STS")
+        _ = try p.url("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+        _ = try p.bool("AWS_EC2_METADATA_DISABLED")
+        do { _ = try ContainerCredentialProvider.resolveURL(c.awsEnvironment) } catch .notConfigured {} catch {
+            let variable = c.awsEnvironment["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"] != nil
+                ? "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI" : "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+            throw ConfigError(variable: variable, message: error.description)
         }
         return c
     }

@@ -16,6 +16,9 @@ public enum IngestError: Error, Equatable, Sendable {
     case storeUnavailable(String)
     /// The store rejected the request as malformed (a deployment problem, not transient → 500).
     case storeRejected(String)
+    /// The store refused our credentials, or none could be had (→ 500 `store_auth_failed`,
+    /// logged at error; clears once the credentials are renewed).
+    case storeAuthFailed(String)
     /// Every conditional-write attempt lost to another writer (→ 503 + Retry-After).
     case tooMuchContention(attempts: Int)
 }
@@ -277,6 +280,7 @@ public final class DialogService: Sendable {
         case .unavailable(let why): return .storeUnavailable(why)
         case .invalidRequest(let why): return .storeRejected(why)
         case .tooLarge(_, let limit): return .snapshotTooLarge(limit: limit)
+        case .authFailed(let why): return .storeAuthFailed(why)
         }
     }
 

@@ -7,19 +7,20 @@ import SessionStore
 public struct InstrumentedStore: SessionStore {
     public let base: any SessionStore
     let metrics: Metrics
-    private let series: [String: (duration: Metrics.Series, unavailable: Metrics.Series, rejected: Metrics.Series)]
+    private let series: [String: (duration: Metrics.Series, unavailable: Metrics.Series, rejected: Metrics.Series, auth: Metrics.Series)]
     private let conflicts: Metrics.Series
 
     public init(_ base: any SessionStore, kind: String, metrics: Metrics) {
         self.base = base
         self.metrics = metrics
-        var series: [String: (Metrics.Series, Metrics.Series, Metrics.Series)] = [:]
+        var series: [String: (Metrics.Series, Metrics.Series, Metrics.Series, Metrics.Series)] = [:]
         for op in ["latest", "insert", "version", "versions", "delete", "ready", "sweep"] {
             let errors = "cognigy_session_store_errors_total"
             series[op] = (
                 Metrics.series("cognigy_session_store_operation_duration_seconds", [("store", kind), ("operation", op)]),
                 Metrics.series(errors, [("store", kind), ("operation", op), ("kind", "unavailable")]),
-                Metrics.series(errors, [("store", kind), ("operation", op), ("kind", "rejected")])
+                Metrics.series(errors, [("store", kind), ("operation", op), ("kind", "rejected")]),
+                Metrics.series(errors, [("store", kind), ("operation", op), ("kind", "auth")])
             )
         }
         self.series = series
@@ -37,6 +38,7 @@ public struct InstrumentedStore: SessionStore {
             case .versionConflict: metrics.increment(conflicts)
             case .unavailable: metrics.increment(keys.unavailable)
             case .invalidRequest, .tooLarge: metrics.increment(keys.rejected)
+            case .authFailed: metrics.increment(keys.auth)
             }
             throw error
         }

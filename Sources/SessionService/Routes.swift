@@ -144,11 +144,22 @@ public struct Routes: Sendable {
             return .error(
                 .internalServerError, code: "store_rejected",
                 message: "The session store rejected the request; see the service log.")
+        case .storeAuthFailed(let why):
+            logger.error("store authentication failed", [("error", .string(why))])
+            return Self.storeAuthFailed
         case .tooMuchContention:
             return .error(
                 .serviceUnavailable, code: "write_contention",
                 message: "Too many concurrent writes to this conversation; retry.", headers: [("Retry-After", "1")])
         }
+    }
+
+    /// 500, not 503: the caller retrying in a second will not help, someone must look
+    /// (SPEC: authentication failures are not "store unavailable").
+    static var storeAuthFailed: HTTPResponse {
+        .error(
+            .internalServerError, code: "store_auth_failed",
+            message: "The session store does not accept the service's AWS credentials; see the service log.")
     }
 
     // MARK: health
@@ -160,6 +171,10 @@ public struct Routes: Sendable {
         do {
             try service.store.checkReady()
             return .json(.ok, Array(#"{"status":"ready","store":"\#(config.store.rawValue)"}"#.utf8))
+        } catch .authFailed(let why) {
+            logger.error("not ready: store authentication failed", [("error", .string(why))])
+            return .error(
+                .serviceUnavailable, code: "store_auth_failed", message: "The session store does not accept the service's AWS credentials.")
         } catch {
             logger.warn("not ready", [("error", .string(error.description))])
             return .error(.serviceUnavailable, code: "store_unavailable", message: "The session store does not answer.")
@@ -205,7 +220,7 @@ public struct Routes: Sendable {
 
     private func storeError(_ error: StoreError) -> HTTPResponse {
         switch error {
-        case .invalidRequest, .tooLarge: return ingestError(DialogService.map(error))
+        case .invalidRequest, .tooLarge, .authFailed: return ingestError(DialogService.map(error))
         case .unavailable, .versionConflict: break
         }
         logger.warn("store unavailable", [("error", .string(error.description))])

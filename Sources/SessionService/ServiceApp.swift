@@ -1,7 +1,9 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import AWSCredentials
 import Cognigy
+import HTTPClient
 import HTTPServer
 import Primitives
 import SessionStore
@@ -15,6 +17,8 @@ public final class ServiceApp: Sendable {
     public let logger: Logger
     private let sweeperStop = Atomic<Bool>(false)
     public let metrics = Metrics()
+    /// The DynamoDB store's credentials (nil for SQLite), for metrics and tests.
+    public let awsCredentials: RotatingCredentialProvider?
 
     public init(configuration: ServiceConfiguration, logger: Logger) throws {
         self.configuration = configuration
@@ -22,6 +26,7 @@ public final class ServiceApp: Sendable {
         var store: any SessionStore
         switch configuration.store {
         case .sqlite:
+            awsCredentials = nil
             store = try SQLiteStore(
                 configuration: .init(
                     path: configuration.sqlitePath, busyTimeoutMs: configuration.sqliteBusyTimeoutMs,
@@ -29,12 +34,15 @@ public final class ServiceApp: Sendable {
         case .dynamodb:
             var client = DynamoDBClient.Configuration(
                 endpoint: configuration.dynamoEndpoint ?? DynamoDBClient.Configuration.awsEndpoint(region: configuration.awsRegion),
-                region: configuration.awsRegion, accessKeyId: configuration.awsAccessKeyId ?? "",
-                secretAccessKey: configuration.awsSecretAccessKey ?? "", sessionToken: configuration.awsSessionToken)
+                region: configuration.awsRegion)
             client.requestTimeoutMs = configuration.dynamoRequestTimeoutMs
             client.deadlineMs = configuration.dynamoDeadlineMs
             client.maxAttempts = configuration.dynamoMaxAttempts
-            let dynamo = DynamoDBStore(client: DynamoDBClient(configuration: client), table: configuration.dynamoTable)
+            let http = CurlHTTPClient()
+            let credentials = RotatingCredentialProvider(CredentialChain.standard(environment: configuration.awsEnvironment, http: http))
+            awsCredentials = credentials
+            let dynamo = DynamoDBStore(
+                client: DynamoDBClient(configuration: client, credentials: credentials, http: http), table: configuration.dynamoTable)
             if configuration.dynamoCreateTable {
                 // Beside DynamoDB Local (docker-compose) the endpoint may start after us:
                 // keep trying for a while rather than exiting on the first refusal.
@@ -44,7 +52,13 @@ public final class ServiceApp: Sendable {
                         try dynamo.createTableIfMissing()
                         break
                     } catch {
-                        guard case .unavailable(let why) = error, attempt < 30 else { throw error }
+                        // An instance role or container agent may answer a moment after start, too.
+                        let why: String
+                        switch error {
+                        case .unavailable(let w), .authFailed(let w): why = w
+                        default: throw error
+                        }
+                        guard attempt < 30 else { throw error }
                         attempt += 1
                         logger.warn("dynamodb not reachable yet; retrying", [("error", .string(why)), ("attempt", .int(Int64(attempt)))])
                         usleep(1_000_000)
@@ -81,9 +95,14 @@ public final class ServiceApp: Sendable {
         let serverBox = Locked<HTTPServer?>(nil)
         let service = self.service
         let metrics = self.metrics
+        let credentials = awsCredentials
         let routes = Routes(
             service: service, config: configuration, logger: logger,
-            metricsText: { Self.scrape(metrics: metrics, service: service, server: serverBox.withLock { $0 }, dynamo: dynamoClient) },
+            metricsText: {
+                Self.scrape(
+                    metrics: metrics, service: service, server: serverBox.withLock { $0 }, dynamo: dynamoClient,
+                    credentials: credentials)
+            },
             isDraining: { serverBox.withLock { $0?.isStopping ?? false } })
         server = try HTTPServer(
             configuration: configuration.http,
@@ -95,7 +114,9 @@ public final class ServiceApp: Sendable {
     }
 
     /// Counters kept elsewhere, read at scrape time.
-    static func scrape(metrics: Metrics, service: DialogService, server: HTTPServer?, dynamo: DynamoDBClient?) -> String {
+    static func scrape(
+        metrics: Metrics, service: DialogService, server: HTTPServer?, dynamo: DynamoDBClient?, credentials: RotatingCredentialProvider? = nil
+    ) -> String {
         var samples: [Metrics.Sample] = []
         if let server {
             samples.append(.init("cognigy_session_open_connections", "gauge", "Client connections open now.", [], Double(server.activeConnections)))
@@ -130,6 +151,16 @@ public final class ServiceApp: Sendable {
             samples.append(.init(
                 "cognigy_session_token_refreshes_total", "counter", "OAuth2 token requests made to COGNIGY_TOKEN_URL.", [],
                 Double(restorer.client.tokens?.refreshes ?? 0)))
+        }
+        if let credentials {
+            samples.append(.init(
+                "cognigy_session_aws_credential_refreshes_total", "counter",
+                "Fetches of AWS credentials from their source (environment, web identity, container, instance metadata).", [],
+                Double(credentials.refreshes)))
+            samples.append(.init(
+                "cognigy_session_aws_credential_failures_total", "counter",
+                "Fetches of AWS credentials that failed: alert on it, requests fail once the cached credentials expire.", [],
+                Double(credentials.failures)))
         }
         if let dynamo {
             for (op, n) in dynamo.requestCounts.sorted(by: { $0.key < $1.key }) {

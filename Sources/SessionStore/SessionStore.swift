@@ -11,6 +11,10 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The version is larger than the store can hold (DynamoDB's 400 KB item limit),
     /// checked before it is sent; `limit` is that limit in bytes.
     case tooLarge(bytes: Int, limit: Int)
+    /// The store does not accept our credentials, or none could be had (expired, revoked,
+    /// no permission, the credential source unreachable). Not an outage: the operator must
+    /// look, though it may clear by itself once credentials are renewed.
+    case authFailed(String)
 
     public var description: String {
         switch self {
@@ -18,6 +22,7 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unavailable(let why): return "store unavailable: \(why)"
         case .invalidRequest(let why): return "store rejected the request: \(why)"
         case .tooLarge(let bytes, let limit): return "the item would be \(bytes) bytes, over the store's \(limit)"
+        case .authFailed(let why): return "store authentication failed: \(why)"
         }
     }
 }

@@ -29,6 +29,24 @@ public struct DynamoDBError: Error, Equatable, Sendable, CustomStringConvertible
     public static let resourceNotFound = "ResourceNotFoundException"
     public static let validation = "ValidationException"
     public static let transport = "Transport"
+    /// No credentials to sign with (the provider failed); status 0.
+    public static let credentialsUnavailable = "CredentialsUnavailable"
+
+    /// The codes AWS answers when it does not accept the request's credentials or
+    /// signature (DynamoDB's JSON `__type`s and the Query protocol's `Code`s).
+    public static let authFailureCodes: Set<String> = [
+        "ExpiredToken", "ExpiredTokenException", "UnrecognizedClientException", "AccessDeniedException",
+        "InvalidSignatureException", "MissingAuthenticationToken", "MissingAuthenticationTokenException",
+        "IncompleteSignature", "IncompleteSignatureException", "InvalidClientTokenId", "SignatureDoesNotMatch",
+        "AuthFailure", "NotAuthorized", "UnauthorizedOperation",
+    ]
+
+    /// The store is reachable but does not accept who we are: credentials missing,
+    /// expired, revoked or without permission. Not transient in the "retry in a second"
+    /// sense, and not a store outage: the operator must look (or the credentials renew).
+    public var isAuthFailure: Bool {
+        code == Self.credentialsUnavailable || Self.authFailureCodes.contains(code) || code == "HTTP403"
+    }
 
     /// A conditional write lost: its condition failed, or (in a transaction) another
     /// transaction held one of its items. Either way: re-read and retry.

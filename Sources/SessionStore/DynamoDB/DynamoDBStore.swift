@@ -103,6 +103,7 @@ public final class DynamoDBStore: SessionStore {
     }
 
     private func map(_ error: DynamoDBError, _ operation: String) -> StoreError {
+        if error.isAuthFailure { return .authFailed("\(operation) on \(table): \(error)") }
         switch error.code {
         case DynamoDBError.resourceNotFound:
             return .unavailable("table \(table) not found (\(operation)); create it or set DYNAMODB_CREATE_TABLE=true")
