@@ -47,39 +47,44 @@ public enum XMLTags {
     /// self-closing `<name/>` has empty content. Elements of the same name do not nest in
     /// the answers read here, so a nested one is an error.
     private static func find(_ name: String, in xml: ArraySlice<UInt8>) throws(Failure) -> (content: ArraySlice<UInt8>, end: Int)? {
-        let open = Array("<\(name)".utf8)
+        guard let after = startTag(name, in: xml) else { return nil }
+        guard let gt = xml[after...].firstIndex(of: UInt8(ascii: ">")) else { throw .unclosed(name) }
+        if xml[gt - 1] == UInt8(ascii: "/") { return (xml[gt + 1..<gt + 1], gt + 1) }
         let close = Array("</\(name)".utf8)
+        let contentStart = gt + 1
+        var j = contentStart
+        while let end = index(of: close, in: xml, from: j) {
+            var k = end + close.count
+            while k < xml.endIndex, isSpace(xml[k]) { k += 1 }
+            guard k < xml.endIndex else { throw .unclosed(name) }
+            guard xml[k] == UInt8(ascii: ">") else {
+                j = end + close.count  // `</NameOther>`
+                continue
+            }
+            let content = xml[contentStart..<end]
+            if startTag(name, in: content) != nil { throw .repeated(name) }
+            return (content, k + 1)
+        }
+        throw .unclosed(name)
+    }
+
+    /// The index just past `<name` of the first start tag of exactly that name.
+    private static func startTag(_ name: String, in xml: ArraySlice<UInt8>) -> Int? {
+        let open = Array("<\(name)".utf8)
         var i = xml.startIndex
         while let at = index(of: open, in: xml, from: i) {
             let after = at + open.count
-            guard after < xml.endIndex else { throw .unclosed(name) }
-            let next = xml[after]
+            // At the very end: an unclosed tag of this name (the caller reports it).
+            guard after < xml.endIndex else { return after }
             // `<AccessKeyIdX>` is another element: the name must end here.
-            guard next == UInt8(ascii: ">") || next == UInt8(ascii: "/") || next == 0x20 || next == 0x09 || next == 0x0A || next == 0x0D
-            else {
-                i = after
-                continue
-            }
-            guard let gt = xml[after...].firstIndex(of: UInt8(ascii: ">")) else { throw .unclosed(name) }
-            if xml[gt - 1] == UInt8(ascii: "/") { return (xml[gt + 1..<gt + 1], gt + 1) }
-            let contentStart = gt + 1
-            var j = contentStart
-            while let end = index(of: close, in: xml, from: j) {
-                var k = end + close.count
-                while k < xml.endIndex, xml[k] == 0x20 || xml[k] == 0x09 || xml[k] == 0x0A || xml[k] == 0x0D { k += 1 }
-                guard k < xml.endIndex else { throw .unclosed(name) }
-                guard xml[k] == UInt8(ascii: ">") else {
-                    j = end + close.count  // `</NameOther>`
-                    continue
-                }
-                let content = xml[contentStart..<end]
-                if try find(name, in: content) != nil { throw .repeated(name) }
-                return (content, k + 1)
-            }
-            throw .unclosed(name)
+            let next = xml[after]
+            if next == UInt8(ascii: ">") || next == UInt8(ascii: "/") || isSpace(next) { return after }
+            i = after
         }
         return nil
     }
+
+    private static func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
 
     private static func index(of needle: [UInt8], in hay: ArraySlice<UInt8>, from: Int) -> Int? {
         guard !needle.isEmpty, hay.endIndex - from >= needle.count else { return nil }
