@@ -125,3 +125,68 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(ServiceConfiguration.maskUserinfo("http://h:1/a@b"), "http://h:1/a@b", "an @ in the path is not userinfo")
     }
 }
+
+/// AWS credentials: static keys are optional now; the chain's variables are read and checked.
+final class AWSCredentialConfigurationTests: XCTestCase {
+    private var empty: String!
+
+    override func setUpWithError() throws {
+        empty = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-\(UUID().uuidString).json").path
+        try "{}".write(toFile: empty, atomically: true, encoding: .utf8)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: empty) }
+
+    private func load(_ env: [String: String]) throws -> ServiceConfiguration {
+        try ServiceConfiguration.load(environment: env, configFile: empty)
+    }
+
+    private func assertError(_ env: [String: String], variable: String, line: UInt = #line) {
+        XCTAssertThrowsError(try load(env), line: line) { XCTAssertEqual(($0 as? ConfigError)?.variable, variable, line: line) }
+    }
+
+    func testDynamoDB_withoutStaticKeys_isAccepted() throws {
+        let c = try load(["SESSION_STORE": "dynamodb"])
+        XCTAssertEqual(c.store, .dynamodb)
+        XCTAssertNil(c.awsAccessKeyId)
+    }
+
+    func testHalfAKeyPair_isStillAnError() {
+        assertError(["SESSION_STORE": "dynamodb", "AWS_ACCESS_KEY_ID": "id"], variable: "AWS_ACCESS_KEY_ID")
+        assertError(["SESSION_STORE": "dynamodb", "AWS_SECRET_ACCESS_KEY": "s"], variable: "AWS_ACCESS_KEY_ID")
+    }
+
+    func testChainVariables_reachTheCredentialEnvironment_unknownOnesDoNot() throws {
+        let c = try load([
+            "AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/secrets/token", "AWS_ROLE_ARN": "arn:aws:iam::1:role/r", "AWS_ROLE_SESSION_NAME": "s",
+            "AWS_ENDPOINT_URL_STS": "http://127.0.0.1:5000", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/x",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN": "tok", "AWS_EC2_METADATA_DISABLED": "true", "AWS_PROFILE": "ignored",
+        ])
+        XCTAssertEqual(c.awsEnvironment["AWS_ROLE_ARN"], "arn:aws:iam::1:role/r")
+        XCTAssertEqual(c.awsEnvironment["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"], "/v2/credentials/x")
+        XCTAssertEqual(c.awsEnvironment["AWS_EC2_METADATA_DISABLED"], "true")
+        XCTAssertNil(c.awsEnvironment["AWS_PROFILE"])
+        XCTAssertTrue(c.describe().contains("AWS_CONTAINER_AUTHORIZATION_TOKEN=****"))
+    }
+
+    func testChainVariables_checkedAtStart() {
+        assertError(["AWS_ROLE_ARN": "arn:r"], variable: "AWS_WEB_IDENTITY_TOKEN_FILE")
+        assertError(["AWS_WEB_IDENTITY_TOKEN_FILE": "/t"], variable: "AWS_WEB_IDENTITY_TOKEN_FILE")
+        assertError(["AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://example.com/creds"], variable: "AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        assertError(["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "v2/x"], variable: "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        assertError(["AWS_EC2_METADATA_SERVICE_ENDPOINT": "169.254.169.254"], variable: "AWS_EC2_METADATA_SERVICE_ENDPOINT")
+        assertError(["AWS_EC2_METADATA_DISABLED": "maybe"], variable: "AWS_EC2_METADATA_DISABLED")
+        assertError(["AWS_ENDPOINT_URL_STS": "sts"], variable: "AWS_ENDPOINT_URL_STS")
+    }
+
+    func testHelp_listsTheChainVariables() {
+        let names = Set(ServiceConfiguration.variables.map(\.name))
+        for name in [
+            "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME", "AWS_ENDPOINT_URL_STS", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_EC2_METADATA_DISABLED",
+        ] {
+            XCTAssertTrue(names.contains(name), name)
+        }
+    }
+}

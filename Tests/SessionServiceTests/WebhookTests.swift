@@ -519,3 +519,105 @@ final class WebhookDynamoDBFaultTests: XCTestCase {
         XCTAssertTrue(metrics.contains("# TYPE cognigy_session_store_retries_total counter"))
     }
 }
+
+/// The webhook when DynamoDB refuses the service's credentials: 500 store_auth_failed (not
+/// a retryable 503), an error log line, /ready 503, and recovery by itself once the
+/// credential source hands out credentials DynamoDB accepts. No static keys: the
+/// credentials come from a container endpoint, as on ECS.
+final class WebhookStoreAuthTests: XCTestCase {
+    /// DynamoDB accepting only the access key ids in `accepted`.
+    final class KeyChecking: HTTPHandler {
+        let accepted = Locked<Set<String>>([])
+        func handle(_ request: HTTPRequest) -> HTTPResponse {
+            let auth = request.headers["authorization"] ?? ""
+            let key = auth.components(separatedBy: "Credential=").dropFirst().first?.split(separator: "/").first.map(String.init) ?? ""
+            let json = [("Content-Type", "application/x-amz-json-1.0")]
+            guard accepted.withLock({ $0.contains(key) }) else {
+                return HTTPResponse(
+                    status: .badRequest, headers: json,
+                    body: Array(#"{"__type":"com.amazon.coral.service#ExpiredTokenException","message":"The security token included in the request is expired"}"#.utf8))
+            }
+            if request.headers["x-amz-target"] == "DynamoDB_20120810.DescribeTable" {
+                return HTTPResponse(status: .ok, headers: json, body: Array(#"{"Table":{"TableStatus":"ACTIVE"}}"#.utf8))
+            }
+            return HTTPResponse(status: .ok, headers: json, body: Array(#"{"Items":[],"Count":0}"#.utf8))
+        }
+    }
+
+    /// A container credential endpoint handing out "K<generation>".
+    final class Container: HTTPHandler {
+        let generation = Locked(1)
+        func handle(_ request: HTTPRequest) -> HTTPResponse {
+            guard request.headers["authorization"] == "container-token" else { return HTTPResponse(status: .unauthorized) }
+            let n = generation.withLock { $0 }
+            let f = ISO8601DateFormatter()
+            let expiration = f.string(from: Date().addingTimeInterval(3600))
+            return HTTPResponse(
+                status: .ok, headers: [("Content-Type", "application/json")],
+                body: Array(#"{"AccessKeyId":"K\#(n)","SecretAccessKey":"s\#(n)","Token":"t\#(n)","Expiration":"\#(expiration)"}"#.utf8))
+        }
+    }
+
+    private func serve(_ handler: any HTTPHandler) throws -> HTTPServer {
+        var config = HTTPServerConfiguration()
+        config.host = "127.0.0.1"
+        config.port = 0
+        config.drainTimeoutMs = 100
+        let server = try HTTPServer(configuration: config, handler: handler)
+        try server.start()
+        return server
+    }
+
+    func testRefusedCredentials_500StoreAuthFailed_ready503_thenRecovers() throws {
+        let dynamo = KeyChecking()
+        dynamo.accepted.withLock { $0 = ["K2"] }
+        let container = Container()
+        let dynamoServer = try serve(dynamo)
+        defer { dynamoServer.shutdown() }
+        let containerServer = try serve(container)
+        defer { containerServer.shutdown() }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try "{}".write(to: dir.appendingPathComponent("c.json"), atomically: true, encoding: .utf8)
+        let config = try ServiceConfiguration.load(
+            environment: [
+                "HOST": "127.0.0.1", "PORT": "0", "SESSION_STORE": "dynamodb", "AWS_ENDPOINT_URL": "http://127.0.0.1:\(dynamoServer.port)",
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:\(containerServer.port)/creds",
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN": "container-token", "AWS_EC2_METADATA_DISABLED": "true", "DYNAMODB_DEADLINE_MS": "1000",
+            ], configFile: dir.appendingPathComponent("c.json").path)
+        XCTAssertNil(config.awsAccessKeyId)
+        let logs = LogCapture()
+        let app = try ServiceApp(configuration: config, logger: Logger(level: .info) { logs.append($0) })
+        try app.start()
+        defer { _ = app.stop() }
+        let port = app.server.port
+        func post() throws -> RawHTTPClient.Response {
+            try RawHTTPClient.request(
+                port: port, method: "POST", path: "/webhook/dialog", headers: [("Content-Type", "application/json")],
+                body: Array(#"{"conversationId":"c","channel":"x"}"#.utf8))
+        }
+
+        let refused = try post()
+        XCTAssertEqual(refused.status, 500, refused.text)
+        XCTAssertNil(refused.header("Retry-After"), "retrying in a second does not help")
+        XCTAssertEqual(try JSONParser.parse(refused.body)["error"]?["code"], .string("store_auth_failed"))
+        XCTAssertFalse(refused.text.contains("K1"), "no credential detail in the answer")
+        let errorLine = logs.lines.first { $0.contains(#""level":"error""#) && $0.contains("store authentication failed") }
+        XCTAssertNotNil(errorLine, logs.lines.joined())
+        XCTAssertTrue(errorLine?.contains("ExpiredTokenException") ?? false, errorLine ?? "")
+        XCTAssertFalse(logs.lines.joined().contains("s1"), "the secret is never logged")
+
+        let notReady = try RawHTTPClient.request(port: port, path: "/ready")
+        XCTAssertEqual(notReady.status, 503)
+        XCTAssertEqual(try JSONParser.parse(notReady.body)["error"]?["code"], .string("store_auth_failed"))
+        let metrics = try RawHTTPClient.request(port: port, path: "/metrics").text
+        XCTAssertTrue(metrics.contains(#"cognigy_session_store_errors_total{store="dynamodb",operation="latest",kind="auth"} 1"#), metrics)
+
+        // The role's credentials are renewed at the source: no restart, no operator.
+        container.generation.withLock { $0 = 2 }
+        let recovered = try post()
+        XCTAssertEqual(recovered.status, 200, recovered.text)
+        XCTAssertEqual(try RawHTTPClient.request(port: port, path: "/ready").status, 200)
+    }
+}
