@@ -22,8 +22,10 @@ func printHelp() {
         Configuration: defaults < config file < environment. Variables (default):
 
         """
+    // The column fits the longest name (padding(toLength:) would cut longer ones off).
+    let width = (ServiceConfiguration.variables.map(\.name.count).max() ?? 0) + 2
     for v in ServiceConfiguration.variables {
-        let name = v.name.padding(toLength: 28, withPad: " ", startingAt: 0)
+        let name = v.name.padding(toLength: width, withPad: " ", startingAt: 0)
         out += "  \(name)\(v.help)\(v.defaultValue.map { " (default: \($0))" } ?? "")\n"
     }
     print(out, terminator: "")
