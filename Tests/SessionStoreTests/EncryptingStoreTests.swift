@@ -1,0 +1,69 @@
+import DialogWire
+import Foundation
+import XCTest
+@testable import SessionStore
+
+/// A see-through protector: `sealed:<conversation>|<field>|<value>`, so tests can check what
+/// reaches the base store and that conversation and field are bound to each value.
+struct MarkingProtector: FieldProtector {
+    var protected: Set<String>? = nil  // nil: every slot
+    func protects(slot name: String) -> Bool { protected?.contains(name) ?? true }
+    func seal(_ value: String, conversationId: String, field: String) throws(FieldProtectionError) -> String {
+        "sealed:\(conversationId)|\(field)|\(value)"
+    }
+    func open(_ stored: String, conversationId: String, field: String) throws(FieldProtectionError) -> String {
+        if stored.hasPrefix("gone:") { throw .keyUnavailable(keyId: "old-key") }
+        guard stored.hasPrefix("sealed:") else { return stored }
+        let parts = stored.dropFirst("sealed:".count).split(separator: "|", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == conversationId, parts[1] == field else { throw .corrupt }
+        return String(parts[2])
+    }
+}
+
+final class EncryptingStoreTests: XCTestCase {
+    var directory: URL!
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("enc-\(UUID().uuidString)")
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: directory) }
+
+    func snapshot() -> SessionSnapshot {
+        var s = SessionStoreContractTests.snapshot("c1", 1, slots: ["iban": "DE89", "seat": "1A"])
+        s.channels = ["whatsapp": ChannelState(userId: "+491701234567", sessionId: "wa-1", lastSeen: 5)]
+        return s
+    }
+
+    func testProtectedFieldsSealedInTheBaseStore_openOnRead() throws {
+        let base = try SQLiteStore(configuration: .init(path: directory.appendingPathComponent("s.sqlite").path))
+        let store = EncryptingStore(base, protector: MarkingProtector(protected: ["iban"]))
+        try store.insert(snapshot(), after: nil)
+        let raw = try XCTUnwrap(base.latest("c1")?.snapshot.get())
+        XCTAssertEqual(raw.slots["iban"], "sealed:c1|slots.iban|DE89")
+        XCTAssertEqual(raw.slots["seat"], "1A", "not in ENCRYPTED_SLOTS")
+        XCTAssertEqual(raw.channels["whatsapp"]?.userId, "sealed:c1|channels.whatsapp.userId|+491701234567")
+        XCTAssertEqual(raw.channels["whatsapp"]?.sessionId, "sealed:c1|channels.whatsapp.sessionId|wa-1")
+        XCTAssertEqual(try store.latest("c1")?.snapshot.get(), snapshot())
+        XCTAssertEqual(try store.version("c1", 1)?.snapshot.get(), snapshot())
+        XCTAssertEqual(try store.versions("c1", limit: 5, before: nil).first?.snapshot.get(), snapshot())
+    }
+
+    func testUnknownKey_throwsKeyUnavailable() throws {
+        let base = try SQLiteStore(configuration: .init(path: directory.appendingPathComponent("s.sqlite").path))
+        var s = snapshot()
+        s.slots["iban"] = "gone:xyz"
+        try base.insert(s, after: nil)
+        let store = EncryptingStore(base, protector: MarkingProtector())
+        XCTAssertThrowsError(try store.latest("c1")) { XCTAssertEqual($0 as? StoreError, .keyUnavailable(keyId: "old-key")) }
+    }
+
+    /// A value moved to another field (or conversation) does not authenticate: corrupt.
+    func testMovedValue_isCorruptNamingTheField() throws {
+        let base = try SQLiteStore(configuration: .init(path: directory.appendingPathComponent("s.sqlite").path))
+        var s = snapshot()
+        s.slots["iban"] = "sealed:c1|slots.seat|DE89"
+        try base.insert(s, after: nil)
+        let store = EncryptingStore(base, protector: MarkingProtector())
+        guard case .failure(let why)? = try store.latest("c1")?.snapshot else { return XCTFail("should be corrupt") }
+        XCTAssertEqual(why, .undecryptable(field: "slots.iban"))
+    }
+}
