@@ -13,6 +13,7 @@ let package = Package(
         // C edges: system libraries with typed shims for their variadic functions.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         .systemLibrary(name: "CCurl", path: "Sources/CCurl"),
+        .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         // The POSIX primitives every layer shares: a pthread-mutex lock (visible to
         // ThreadSanitizer), detached threads, and the monotonic clock.
