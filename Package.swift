@@ -20,6 +20,9 @@ let package = Package(
         .target(name: "Primitives", path: "Sources/Primitives"),
         // Capped exponential backoff with full jitter: pure arithmetic.
         .target(name: "Backoff", path: "Sources/Backoff"),
+        // AES-256-GCM, HMAC-SHA256, SHA-256 and the `enc:v1:` field form over libcrypto;
+        // OpenSSL stays out of its public API (internal import).
+        .target(name: "Crypto", dependencies: ["CCrypto"], path: "Sources/Crypto"),
         // Pure code, no I/O: protobuf wire codec, JSON, proto3 JSON/form mappings.
         .target(name: "DialogWire", path: "Sources/DialogWire"),
         // Sockets, HTTP/1.1 framing and routing (JSON error bodies and percent-decoding
