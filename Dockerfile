@@ -2,11 +2,11 @@
 #   docker build -t cognigy-session .
 #   docker run -p 8080:8080 -v cognigy-data:/data cognigy-session
 # Stage 1 builds with the Swift 6.3 toolchain; stage 2 is a slim Debian with only the
-# C libraries the binary links (libcurl, libsqlite3) and runs as a non-root user.
+# C libraries the binary links (libcurl, libsqlite3, libcrypto from libssl3) and runs as a non-root user.
 
 FROM swift:6.3-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libsqlite3-dev libcurl4-openssl-dev \
+ && apt-get install -y --no-install-recommends libsqlite3-dev libcurl4-openssl-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The manifest names the test targets too, so their folders must exist for it to load.
@@ -18,7 +18,7 @@ RUN swift build -c release --product cognigy-session --static-swift-stdlib \
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libcurl4 libsqlite3-0 ca-certificates \
+ && apt-get install -y --no-install-recommends libcurl4 libsqlite3-0 libssl3 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin cognigy \
  && mkdir -p /data /app/config \
