@@ -37,12 +37,12 @@ let package = Package(
         // The ingest pipeline, merge rules, configuration and routes.
         .target(
             name: "SessionService",
-            dependencies: ["DialogWire", "HTTPServer", "SessionStore", "Primitives", "Backoff", "HTTPClient", "Cognigy", "CSQLite"],
+            dependencies: ["DialogWire", "HTTPServer", "SessionStore", "Primitives", "Backoff", "HTTPClient", "Cognigy", "CSQLite", "Crypto"],
             path: "Sources/SessionService"),
         // Wiring, command line, signals.
         .executableTarget(
             name: "cognigy-session",
-            dependencies: ["SessionService", "HTTPServer", "SessionStore", "DialogWire"],
+            dependencies: ["Crypto", "SessionService", "HTTPServer", "SessionStore", "DialogWire"],
             path: "Sources/cognigy-session"),
 
         // Test helpers shared by the test targets (a raw-socket HTTP client).
@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "CryptoTests", dependencies: ["Crypto"], path: "Tests/CryptoTests"),
         .testTarget(
             name: "SessionServiceTests",
-            dependencies: ["SessionService", "SessionStore", "HTTPServer", "DialogWire", "TestSupport", "Primitives", "Backoff", "Cognigy"],
+            dependencies: ["Crypto", "SessionService", "SessionStore", "HTTPServer", "DialogWire", "TestSupport", "Primitives", "Backoff", "Cognigy"],
             path: "Tests/SessionServiceTests"),
     ],
     swiftLanguageModes: [.v6]
