@@ -18,6 +18,12 @@ struct CipherProtector: FieldProtector {
 
     func protects(slot name: String) -> Bool { slots.matches(name) }
 
+    /// SHA-256, hex. Unkeyed on purpose: it must survive key rotation, and what it stands
+    /// for (a Cognigy session id) is a random identifier, not a guessable value.
+    func fingerprint(_ value: String) -> String {
+        SHA256.hash(Array(value.utf8)).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+    }
+
     func seal(_ value: String, conversationId: String, field: String) throws(FieldProtectionError) -> String {
         do { return try cipher.encrypt(value, conversationId: conversationId, field: field) } catch {
             throw .sealFailed(error.description)

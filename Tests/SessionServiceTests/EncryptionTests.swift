@@ -23,12 +23,14 @@ final class EncryptionTests: XCTestCase {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    func start(keys: String, slots: String = "*") throws {
+    func start(keys: String, slots: String = "*", extra: [String: String] = [:]) throws {
         _ = app?.stop()
-        let env = [
+        var env = [
             "HOST": "127.0.0.1", "PORT": "0", "SQLITE_PATH": directory.appendingPathComponent("data/s.sqlite").path,
+            "OUTBOX_PATH": directory.appendingPathComponent("data/o.sqlite").path,
             "ENCRYPTION_KEYS": keys, "ENCRYPTED_SLOTS": slots, "LOG_LEVEL": "error",
         ]
+        for (k, v) in extra { env[k] = v }
         let config = try ServiceConfiguration.load(environment: env, configFile: directory.appendingPathComponent("c.json").path)
         let started = try ServiceApp(configuration: config, logger: Logger(level: .error) { _ in })
         try started.start()
@@ -44,10 +46,10 @@ final class EncryptionTests: XCTestCase {
     func get(_ path: String) throws -> RawHTTPClient.Response { try RawHTTPClient.request(port: port, method: "GET", path: path) }
 
     /// Every byte of the SQLite files, WAL and shared memory included.
-    func storedBytes() throws -> Data {
+    func storedBytes(_ file: String = "data/s.sqlite") throws -> Data {
         var all = Data()
         for suffix in ["", "-wal", "-shm"] {
-            let path = directory.appendingPathComponent("data/s.sqlite" + suffix).path
+            let path = directory.appendingPathComponent(file + suffix).path
             if let d = FileManager.default.contents(atPath: path) { all.append(d) }
         }
         return all
@@ -119,5 +121,29 @@ final class EncryptionTests: XCTestCase {
         XCTAssertThrowsError(try ServiceConfiguration.load(environment: ["ENCRYPTED_SLOTS": "a*b"], configFile: file)) {
             XCTAssertEqual(($0 as? ConfigError)?.variable, "ENCRYPTED_SLOTS")
         }
+    }
+
+    /// The outbox at rest holds the restore target's ids sealed too; delivery sees them plain.
+    func testQueuedRestore_targetsSealedAtRest() throws {
+        let fake = try FakeCognigy()
+        defer { fake.stop() }
+        fake.set(.down)
+        try start(keys: try generateKeyLine(id: "k1"), extra: [
+            "COGNIGY_API_BASE_URL": fake.baseURL, "COGNIGY_API_KEY": "key", "RESTORE_INLINE_TIMEOUT_MS": "300",
+        ])
+        XCTAssertEqual(try post(#"{"conversationId":"c1","channel":"web","slots":{"iban":"\#(iban)"}}"#).status, 200)
+        let r = try post(#"{"conversationId":"c1","channel":"whatsapp","userId":"+491701234567","sessionId":"wa-session-9"}"#)
+        XCTAssertEqual(try JSONParser.parse(r.body)["restore"], .string("queued"))
+        let outbox = try storedBytes("data/o.sqlite")
+        XCTAssertFalse(outbox.isEmpty)
+        for secret in ["+491701234567", "wa-session-9", iban] {
+            XCTAssertNil(outbox.range(of: Data(secret.utf8)), "\(secret) is in the outbox in plain text")
+        }
+        fake.set(.ok)
+        let deadline = Date().addingTimeInterval(10)
+        while fake.injects.isEmpty && Date() < deadline { usleep(50_000) }
+        XCTAssertEqual(fake.injects.first?.sessionId, "wa-session-9")
+        XCTAssertTrue(fake.injects.first?.body.contains("+491701234567") ?? false)
+        XCTAssertTrue(fake.injects.first?.body.contains(iban) ?? false)
     }
 }

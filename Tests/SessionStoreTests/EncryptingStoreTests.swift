@@ -8,6 +8,7 @@ import XCTest
 struct MarkingProtector: FieldProtector {
     var protected: Set<String>? = nil  // nil: every slot
     func protects(slot name: String) -> Bool { protected?.contains(name) ?? true }
+    func fingerprint(_ value: String) -> String { "fp(\(value))" }
     func seal(_ value: String, conversationId: String, field: String) throws(FieldProtectionError) -> String {
         "sealed:\(conversationId)|\(field)|\(value)"
     }

@@ -20,6 +20,9 @@ public protocol FieldProtector: Sendable {
     func seal(_ value: String, conversationId: String, field: String) throws(FieldProtectionError) -> String
     /// Plaintext (values stored before encryption was enabled) is returned as it is.
     func open(_ stored: String, conversationId: String, field: String) throws(FieldProtectionError) -> String
+    /// A stable, non-reversible stand-in for `value` where a key needs one (the outbox's
+    /// primary key holds this instead of the session id).
+    func fingerprint(_ value: String) -> String
 }
 
 /// A store whose snapshots hold protected fields sealed: slots that `protects(slot:)` and
