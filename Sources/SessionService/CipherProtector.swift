@@ -18,6 +18,8 @@ struct CipherProtector: FieldProtector {
 
     func protects(slot name: String) -> Bool { slots.matches(name) }
 
+    func isCurrent(_ sealed: String) -> Bool { FieldCipher.keyId(of: sealed) == cipher.encryptingKeyId }
+
     /// SHA-256, hex. Unkeyed on purpose: it must survive key rotation, and what it stands
     /// for (a Cognigy session id) is a random identifier, not a guessable value.
     func fingerprint(_ value: String) -> String {

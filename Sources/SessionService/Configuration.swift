@@ -200,7 +200,10 @@ public struct ServiceConfiguration: Sendable {
         c.accessLog = try p.bool("ACCESS_LOG")
         if let keys = p.optional("ENCRYPTION_KEYS") {
             do { c.encryptionKeys = try KeyRing.parse(keys) } catch {
-                throw ConfigError(variable: "ENCRYPTION_KEYS", message: error.description)
+                // The key ring's own messages already start with the variable's name.
+                var message = Substring(error.description)
+                if message.hasPrefix("ENCRYPTION_KEYS: ") { message = message.dropFirst("ENCRYPTION_KEYS: ".count) }
+                throw ConfigError(variable: "ENCRYPTION_KEYS", message: String(message))
             }
             if let kms = c.encryptionKeys.first(where: { if case .kmsKey = $0 { return true } else { return false } }) {
                 throw ConfigError(

@@ -1,5 +1,6 @@
 import DialogWire
 import Foundation
+import Primitives
 import XCTest
 @testable import SessionStore
 
@@ -9,6 +10,7 @@ struct MarkingProtector: FieldProtector {
     var protected: Set<String>? = nil  // nil: every slot
     func protects(slot name: String) -> Bool { protected?.contains(name) ?? true }
     func fingerprint(_ value: String) -> String { "fp(\(value))" }
+    func isCurrent(_ sealed: String) -> Bool { true }
     func seal(_ value: String, conversationId: String, field: String) throws(FieldProtectionError) -> String {
         "sealed:\(conversationId)|\(field)|\(value)"
     }
@@ -66,5 +68,40 @@ final class EncryptingStoreTests: XCTestCase {
         let store = EncryptingStore(base, protector: MarkingProtector())
         guard case .failure(let why)? = try store.latest("c1")?.snapshot else { return XCTFail("should be corrupt") }
         XCTAssertEqual(why, .undecryptable(field: "slots.iban"))
+    }
+
+    /// Building n+1 on n re-seals only what changed, and re-reads open nothing twice.
+    func testUnchangedFields_keepTheirCiphertext() throws {
+        final class Counting: FieldProtector, @unchecked Sendable {
+            let inner = MarkingProtector()
+            let counts = Locked((seals: 0, opens: 0))
+            func protects(slot name: String) -> Bool { true }
+            func fingerprint(_ value: String) -> String { value }
+            func isCurrent(_ sealed: String) -> Bool { true }
+            func seal(_ value: String, conversationId: String, field: String) throws(FieldProtectionError) -> String {
+                counts.withLock { $0.seals += 1 }
+                return try inner.seal(value, conversationId: conversationId, field: field)
+            }
+            func open(_ stored: String, conversationId: String, field: String) throws(FieldProtectionError) -> String {
+                counts.withLock { $0.opens += 1 }
+                return try inner.open(stored, conversationId: conversationId, field: field)
+            }
+        }
+        let base = try SQLiteStore(configuration: .init(path: directory.appendingPathComponent("s.sqlite").path))
+        let protector = Counting()
+        let store = EncryptingStore(base, protector: protector)
+        try store.insert(snapshot(), after: nil)
+        XCTAssertEqual(protector.counts.withLock { $0.seals }, 4, "2 slots, a user id and a session id")
+        let latest = try XCTUnwrap(store.latest("c1"))
+        XCTAssertEqual(protector.counts.withLock { $0.opens }, 0, "what this process sealed opens from the cache")
+        var next = try latest.snapshot.get()
+        next.sessionVersion = 2
+        next.slots["meal"] = "veg"
+        try store.insert(next, after: latest.basis)
+        XCTAssertEqual(protector.counts.withLock { $0.seals }, 5, "only the new slot was sealed")
+        XCTAssertEqual(try store.latest("c1")?.snapshot.get(), next)
+        _ = try store.deleteConversation("c1")
+        try store.insert(snapshot(), after: nil)
+        XCTAssertEqual(protector.counts.withLock { $0.seals }, 9, "an erased conversation's values are forgotten")
     }
 }
