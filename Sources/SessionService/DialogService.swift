@@ -21,6 +21,9 @@ public enum IngestError: Error, Equatable, Sendable {
     case storeAuthFailed(String)
     /// Every conditional-write attempt lost to another writer (→ 503 + Retry-After).
     case tooMuchContention(attempts: Int)
+    /// A stored value is encrypted under a key id that is not configured (→ 500
+    /// `encryption_key_unavailable`); nothing is written.
+    case encryptionKeyUnavailable(keyId: String)
 }
 
 public enum IngestStatus: String, Sendable {
@@ -281,6 +284,7 @@ public final class DialogService: Sendable {
         case .invalidRequest(let why): return .storeRejected(why)
         case .tooLarge(_, let limit): return .snapshotTooLarge(limit: limit)
         case .authFailed(let why): return .storeAuthFailed(why)
+        case .keyUnavailable(let id): return .encryptionKeyUnavailable(keyId: id)
         }
     }
 

@@ -37,7 +37,7 @@ public struct InstrumentedStore: SessionStore {
             switch error {
             case .versionConflict: metrics.increment(conflicts)
             case .unavailable: metrics.increment(keys.unavailable)
-            case .invalidRequest, .tooLarge: metrics.increment(keys.rejected)
+            case .invalidRequest, .tooLarge, .keyUnavailable: metrics.increment(keys.rejected)
             case .authFailed: metrics.increment(keys.auth)
             }
             throw error

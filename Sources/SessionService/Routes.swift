@@ -147,6 +147,13 @@ public struct Routes: Sendable {
         case .storeAuthFailed(let why):
             logger.error("store authentication failed", [("error", .string(why))])
             return Self.storeAuthFailed
+        case .encryptionKeyUnavailable(let keyId):
+            logger.error(
+                "a stored value is encrypted with a key ENCRYPTION_KEYS does not list; nothing written",
+                [("key_id", .string(keyId))])
+            return .error(
+                .internalServerError, code: "encryption_key_unavailable",
+                message: "The conversation is encrypted with a key this service does not have; see the service log.")
         case .tooMuchContention:
             return .error(
                 .serviceUnavailable, code: "write_contention",
@@ -220,7 +227,7 @@ public struct Routes: Sendable {
 
     private func storeError(_ error: StoreError) -> HTTPResponse {
         switch error {
-        case .invalidRequest, .tooLarge, .authFailed: return ingestError(DialogService.map(error))
+        case .invalidRequest, .tooLarge, .authFailed, .keyUnavailable: return ingestError(DialogService.map(error))
         case .unavailable, .versionConflict: break
         }
         logger.warn("store unavailable", [("error", .string(error.description))])
