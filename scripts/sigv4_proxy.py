@@ -34,6 +34,7 @@ import json
 import os
 import re
 import signal
+import socket
 import socketserver
 import sys
 import threading
@@ -223,6 +224,7 @@ def make_handler(upstream, credentials, stats, max_skew, log):
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as libcurl expects
+        disable_nagle_algorithm = True  # head and body are separate writes: no 40 ms stalls
 
         def setup(self):
             super().setup()
@@ -285,28 +287,55 @@ def make_handler(upstream, credentials, stats, max_skew, log):
                 return self._answer(e.status, [("Content-Type", "application/x-amz-json-1.0"),
                                                ("x-amzn-ErrorType", f"{e.kind}:")], msg)
             stats.add(True, service, token)
-            conn = up_conn(up.hostname, up.port, timeout=60)
-            try:
-                conn.putrequest(method, (up.path.rstrip("/") + target) if up.path not in ("", "/") else target,
-                                skip_host=True, skip_accept_encoding=True)
-                chunked = False
-                for name, value in headers:
-                    lname = name.lower()
-                    if lname in HOP_BY_HOP:
-                        chunked |= lname == "transfer-encoding"
+            path = (up.path.rstrip("/") + target) if up.path not in ("", "/") else target
+            # One keep-alive upstream connection per client connection; a reused one the
+            # upstream has meanwhile closed is retried once on a fresh one (nothing was sent).
+            for attempt in (0, 1):
+                reused = getattr(self, "_upstream", None) is not None
+                if not reused:
+                    self._upstream = up_conn(up.hostname, up.port, timeout=60)
+                    try:
+                        self._upstream.connect()
+                        self._upstream.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    except OSError as e:
+                        self._close_upstream()
+                        return self._answer(502, [("Content-Type", "text/plain")], f"upstream: {e}".encode())
+                conn = self._upstream
+                try:
+                    conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+                    chunked = False
+                    for name, value in headers:
+                        lname = name.lower()
+                        if lname in HOP_BY_HOP:
+                            chunked |= lname == "transfer-encoding"
+                            continue
+                        conn.putheader(name, value)
+                    if chunked:
+                        conn.putheader("Content-Length", str(len(body)))
+                    conn.endheaders(body if body else None)
+                    answer = conn.getresponse()
+                    data = answer.read()
+                    if answer.will_close:
+                        self._close_upstream()
+                except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as e:
+                    self._close_upstream()
+                    if reused and attempt == 0:
                         continue
-                    conn.putheader(name, value)
-                if chunked:
-                    conn.putheader("Content-Length", str(len(body)))
-                conn.endheaders(body if body else None)
-                answer = conn.getresponse()
-                data = answer.read()
+                    return self._answer(502, [("Content-Type", "text/plain")], f"upstream: {e}".encode())
+                except OSError as e:
+                    self._close_upstream()
+                    return self._answer(502, [("Content-Type", "text/plain")], f"upstream: {e}".encode())
                 relay = [(k, v) for k, v in answer.getheaders() if k.lower() not in HOP_BY_HOP | {"content-length"}]
-                self._answer(answer.status, relay, data)
-            except OSError as e:
-                self._answer(502, [("Content-Type", "text/plain")], f"upstream: {e}".encode())
-            finally:
-                conn.close()
+                return self._answer(answer.status, relay, data)
+
+        def _close_upstream(self):
+            if getattr(self, "_upstream", None) is not None:
+                self._upstream.close()
+                self._upstream = None
+
+        def finish(self):
+            self._close_upstream()
+            super().finish()
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _handle
 
@@ -338,7 +367,6 @@ def serve(upstream, host, port, credentials, max_skew=900, log=False):
 # Self-test: the proxy must accept botocore's own signatures and reject every kind of tampering.
 
 def _self_test():
-    import socket
     import subprocess
 
     class Upstream(http.server.BaseHTTPRequestHandler):
