@@ -7,11 +7,11 @@
 # ADMIN_TOKEN the admin routes answer loopback clients only (so, from outside the
 # container, 403 admin_token_required).
 # Stage 1 builds with the Swift 6.3 toolchain; stage 2 is a slim Debian with only the
-# C libraries the binary links (libcurl, libsqlite3) and runs as a non-root user.
+# C libraries the binary links (libcurl, libsqlite3, libcrypto from libssl3) and runs as a non-root user.
 
 FROM swift:6.3-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libsqlite3-dev libcurl4-openssl-dev \
+ && apt-get install -y --no-install-recommends libsqlite3-dev libcurl4-openssl-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The manifest names the test targets too, so their folders must exist for it to load.
@@ -23,7 +23,7 @@ RUN swift build -c release --product cognigy-session --static-swift-stdlib \
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libcurl4 libsqlite3-0 ca-certificates \
+ && apt-get install -y --no-install-recommends libcurl4 libsqlite3-0 libssl3 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin cognigy \
  && mkdir -p /data /app/config \

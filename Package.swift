@@ -13,12 +13,16 @@ let package = Package(
         // C edges: system libraries with typed shims for their variadic functions.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         .systemLibrary(name: "CCurl", path: "Sources/CCurl"),
+        .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         // The POSIX primitives every layer shares: a pthread-mutex lock (visible to
         // ThreadSanitizer), detached threads, and the monotonic clock.
         .target(name: "Primitives", path: "Sources/Primitives"),
         // Capped exponential backoff with full jitter: pure arithmetic.
         .target(name: "Backoff", path: "Sources/Backoff"),
+        // AES-256-GCM, HMAC-SHA256, SHA-256 and the `enc:v1:` field form over libcrypto;
+        // OpenSSL stays out of its public API (internal import).
+        .target(name: "Crypto", dependencies: ["CCrypto"], path: "Sources/Crypto"),
         // Pure code, no I/O: protobuf wire codec, JSON, proto3 JSON/form mappings.
         .target(name: "DialogWire", path: "Sources/DialogWire"),
         // Sockets, HTTP/1.1 framing and routing (JSON error bodies and percent-decoding
@@ -33,12 +37,12 @@ let package = Package(
         // The ingest pipeline, merge rules, configuration and routes.
         .target(
             name: "SessionService",
-            dependencies: ["DialogWire", "HTTPServer", "SessionStore", "Primitives", "Backoff", "HTTPClient", "Cognigy", "CSQLite"],
+            dependencies: ["DialogWire", "HTTPServer", "SessionStore", "Primitives", "Backoff", "HTTPClient", "Cognigy", "CSQLite", "Crypto"],
             path: "Sources/SessionService"),
         // Wiring, command line, signals.
         .executableTarget(
             name: "cognigy-session",
-            dependencies: ["SessionService", "HTTPServer", "SessionStore", "DialogWire"],
+            dependencies: ["Crypto", "SessionService", "HTTPServer", "SessionStore", "DialogWire"],
             path: "Sources/cognigy-session"),
 
         // Test helpers shared by the test targets (a raw-socket HTTP client).
@@ -54,9 +58,10 @@ let package = Package(
         .testTarget(
             name: "CognigyTests", dependencies: ["Cognigy", "HTTPServer", "HTTPClient", "Primitives", "Backoff", "DialogWire"],
             path: "Tests/CognigyTests"),
+        .testTarget(name: "CryptoTests", dependencies: ["Crypto"], path: "Tests/CryptoTests"),
         .testTarget(
             name: "SessionServiceTests",
-            dependencies: ["SessionService", "SessionStore", "HTTPServer", "DialogWire", "TestSupport", "Primitives", "Backoff", "Cognigy"],
+            dependencies: ["Crypto", "SessionService", "SessionStore", "HTTPServer", "DialogWire", "TestSupport", "Primitives", "Backoff", "Cognigy"],
             path: "Tests/SessionServiceTests"),
     ],
     swiftLanguageModes: [.v6]

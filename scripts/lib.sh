@@ -38,7 +38,8 @@ wait_http() {
   return 1
 }
 
-# The C libraries the package links (SQLite now; libcurl for the HTTP client).
+# The C libraries the package links (SQLite; libcurl for the HTTP client; OpenSSL's
+# libcrypto for AES-256-GCM and HMAC in the Crypto target).
 ensure_build_deps() {
-  ensure_packages libsqlite3-dev libcurl4-openssl-dev
+  ensure_packages libsqlite3-dev libcurl4-openssl-dev libssl-dev
 }

@@ -1,3 +1,4 @@
+import Crypto
 import DialogWire
 import Foundation
 import HTTPServer
@@ -61,6 +62,8 @@ public struct ServiceConfiguration: Sendable {
         .init(name: "RESTORE_INLINE_TIMEOUT_MS", defaultValue: "3000", help: "time a webhook waits for a restore before queueing it", secret: false),
         .init(name: "OUTBOX_PATH", defaultValue: "./data/outbox.sqlite", help: "durable queue of restores still to deliver", secret: false),
         .init(name: "RESTORE_TTL_SECONDS", defaultValue: "3600", help: "a queued restore not delivered this long is dropped; any value >= 1", secret: false),
+        .init(name: "ENCRYPTION_KEYS", defaultValue: nil, help: "PII encryption at rest: comma list of keyId:base64(32 bytes); the first encrypts, all decrypt (new keys: --generate-key ID)", secret: true),
+        .init(name: "ENCRYPTED_SLOTS", defaultValue: "*", help: "slots encrypted when ENCRYPTION_KEYS is set: * or a comma list, a trailing * matches a prefix (iban,card*)", secret: false),
         .init(name: "WEBHOOK_API_KEY", defaultValue: nil, help: "if set, the webhook needs X-API-Key: K or Authorization: Bearer K", secret: true),
         .init(name: "ADMIN_TOKEN", defaultValue: nil, help: "if set, /sessions/** needs Authorization: Bearer T", secret: true),
         .init(name: "MAX_BODY_BYTES", defaultValue: "1048576", help: "larger request bodies get 413", secret: false),
@@ -111,6 +114,9 @@ public struct ServiceConfiguration: Sendable {
     public var outboxPath = "./data/outbox.sqlite"
     public var restoreTTLSeconds: Int64 = 3600
     public var accessLog = true
+    /// `ENCRYPTION_KEYS`, parsed (empty: encryption off).
+    public var encryptionKeys: [KeyRingEntry] = []
+    public var encryptedSlots = SlotPattern.all
     public var webhookAPIKey: String?
     public var adminToken: String?
     public var maxJSONDepth = 32
@@ -192,6 +198,24 @@ public struct ServiceConfiguration: Sendable {
         c.outboxPath = try p.string("OUTBOX_PATH", nonEmpty: true)
         c.restoreTTLSeconds = Int64(try p.int("RESTORE_TTL_SECONDS", 1...(100 * 365 * 86400)))
         c.accessLog = try p.bool("ACCESS_LOG")
+        if let keys = p.optional("ENCRYPTION_KEYS") {
+            do { c.encryptionKeys = try KeyRing.parse(keys) } catch {
+                // The key ring's own messages already start with the variable's name.
+                var message = Substring(error.description)
+                if message.hasPrefix("ENCRYPTION_KEYS: ") { message = message.dropFirst("ENCRYPTION_KEYS: ".count) }
+                throw ConfigError(variable: "ENCRYPTION_KEYS", message: String(message))
+            }
+            if let kms = c.encryptionKeys.first(where: { if case .kmsKey = $0 { return true } else { return false } }) {
+                throw ConfigError(
+                    variable: "ENCRYPTION_KEYS",
+                    message: "key '\(kms.id)' is a kms: key; unwrapping through AWS KMS is not supported by this version yet, use keyId:base64(32 bytes)")
+            }
+        }
+        do { c.encryptedSlots = try SlotPattern(parsing: try p.string("ENCRYPTED_SLOTS")) } catch let error as SlotPatternError {
+            throw ConfigError(variable: "ENCRYPTED_SLOTS", message: error.description)
+        } catch {
+            throw error as! ConfigError
+        }
         c.webhookAPIKey = p.optional("WEBHOOK_API_KEY")
         c.adminToken = p.optional("ADMIN_TOKEN")
         c.http.maxBodyBytes = try p.int("MAX_BODY_BYTES", 1...(64 << 20))

@@ -18,6 +18,9 @@ public enum IngestError: Error, Equatable, Sendable {
     case storeRejected(String)
     /// Every conditional-write attempt lost to another writer (→ 503 + Retry-After).
     case tooMuchContention(attempts: Int)
+    /// A stored value is encrypted under a key id that is not configured (→ 500
+    /// `encryption_key_unavailable`); nothing is written.
+    case encryptionKeyUnavailable(keyId: String)
 }
 
 public enum IngestStatus: String, Sendable {
@@ -277,6 +280,7 @@ public final class DialogService: Sendable {
         case .unavailable(let why): return .storeUnavailable(why)
         case .invalidRequest(let why): return .storeRejected(why)
         case .tooLarge(_, let limit): return .snapshotTooLarge(limit: limit)
+        case .keyUnavailable(let id): return .encryptionKeyUnavailable(keyId: id)
         }
     }
 

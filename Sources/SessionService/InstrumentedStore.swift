@@ -36,7 +36,7 @@ public struct InstrumentedStore: SessionStore {
             switch error {
             case .versionConflict: metrics.increment(conflicts)
             case .unavailable: metrics.increment(keys.unavailable)
-            case .invalidRequest, .tooLarge: metrics.increment(keys.rejected)
+            case .invalidRequest, .tooLarge, .keyUnavailable: metrics.increment(keys.rejected)
             }
             throw error
         }

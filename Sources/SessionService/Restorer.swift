@@ -63,8 +63,10 @@ public final class Restorer: Sendable {
     /// A lease owner token, unique per claim.
     private static func newOwner() -> String { String(UInt64.random(in: 1...UInt64.max), radix: 16) }
 
+    /// What a log line says of a restore: the conversation, never the Cognigy user or
+    /// session id (personal data, encrypted at rest when ENCRYPTION_KEYS is set).
     private static func fields(_ target: RestoreTarget) -> [(String, LogValue)] {
-        [("conversation_id", .string(target.conversationId)), ("session_id", .string(target.sessionId))]
+        [("conversation_id", .string(target.conversationId))]
     }
 
     /// Restores the conversation into (userId, sessionId) after its version `version` was

@@ -144,6 +144,13 @@ public struct Routes: Sendable {
             return .error(
                 .internalServerError, code: "store_rejected",
                 message: "The session store rejected the request; see the service log.")
+        case .encryptionKeyUnavailable(let keyId):
+            logger.error(
+                "a stored value is encrypted with a key ENCRYPTION_KEYS does not list; nothing written",
+                [("key_id", .string(keyId))])
+            return .error(
+                .internalServerError, code: "encryption_key_unavailable",
+                message: "The conversation is encrypted with a key this service does not have; see the service log.")
         case .tooMuchContention:
             return .error(
                 .serviceUnavailable, code: "write_contention",
@@ -205,7 +212,7 @@ public struct Routes: Sendable {
 
     private func storeError(_ error: StoreError) -> HTTPResponse {
         switch error {
-        case .invalidRequest, .tooLarge: return ingestError(DialogService.map(error))
+        case .invalidRequest, .tooLarge, .keyUnavailable: return ingestError(DialogService.map(error))
         case .unavailable, .versionConflict: break
         }
         logger.warn("store unavailable", [("error", .string(error.description))])

@@ -11,6 +11,9 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The version is larger than the store can hold (DynamoDB's 400 KB item limit),
     /// checked before it is sent; `limit` is that limit in bytes.
     case tooLarge(bytes: Int, limit: Int)
+    /// A stored value is encrypted under a key id that is not configured (SPEC: 500
+    /// `encryption_key_unavailable`; nothing is written).
+    case keyUnavailable(keyId: String)
 
     public var description: String {
         switch self {
@@ -18,6 +21,7 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unavailable(let why): return "store unavailable: \(why)"
         case .invalidRequest(let why): return "store rejected the request: \(why)"
         case .tooLarge(let bytes, let limit): return "the item would be \(bytes) bytes, over the store's \(limit)"
+        case .keyUnavailable(let id): return "a stored value is encrypted with key '\(id)', which ENCRYPTION_KEYS does not list"
         }
     }
 }
@@ -34,10 +38,10 @@ public struct StoredVersion: Sendable {
     public let updatedAt: Int64
     /// Epoch seconds (`ExpiresAt`).
     public let expiresAt: Int64
-    public let snapshot: Result<SessionSnapshot, WireError>
+    public let snapshot: Result<SessionSnapshot, CorruptSnapshot>
 
     public init(
-        conversationId: String, version: Int64, updatedAt: Int64, expiresAt: Int64, snapshot: Result<SessionSnapshot, WireError>
+        conversationId: String, version: Int64, updatedAt: Int64, expiresAt: Int64, snapshot: Result<SessionSnapshot, CorruptSnapshot>
     ) {
         self.conversationId = conversationId
         self.version = version
@@ -49,7 +53,7 @@ public struct StoredVersion: Sendable {
     public init(conversationId: String, version: Int64, updatedAt: Int64, expiresAt: Int64, bytes: [UInt8]) {
         self.init(
             conversationId: conversationId, version: version, updatedAt: updatedAt, expiresAt: expiresAt,
-            snapshot: Result { () throws(WireError) in try SessionSnapshot(serializedBytes: bytes) })
+            snapshot: Result { () throws(WireError) in try SessionSnapshot(serializedBytes: bytes) }.mapError { .wire($0) })
     }
 
     /// SPEC "Expiry": a version past its `expiresAt` is gone, whether or not the sweeper
@@ -58,6 +62,22 @@ public struct StoredVersion: Sendable {
 
     /// What a write of the next version must find still stored.
     public var basis: WriteBasis { WriteBasis(version: version, updatedAt: updatedAt) }
+}
+
+/// Why a stored version cannot be read (SPEC "Corrupt stored snapshot": logged with its key,
+/// left untouched, the next event applied to an empty state).
+public enum CorruptSnapshot: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The bytes are not a valid `SessionSnapshot`.
+    case wire(WireError)
+    /// An encrypted field failed authentication or is malformed (`field` as in the AAD).
+    case undecryptable(field: String)
+
+    public var description: String {
+        switch self {
+        case .wire(let e): return "\(e)"
+        case .undecryptable(let field): return "encrypted field \(field) does not authenticate"
+        }
+    }
 }
 
 /// The version a new one was built from. The write of n+1 succeeds only if n+1 does not

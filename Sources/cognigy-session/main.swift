@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Crypto
 import Foundation
 import SessionService
 
@@ -16,6 +17,7 @@ func printHelp() {
           --config FILE    read configuration from FILE (JSON object of VARIABLE: value)
                            instead of CONFIG_FILE or ./config/default.json
           --check-config   validate the configuration, print it (secrets masked), exit
+          --generate-key ID  print a new ENCRYPTION_KEYS entry (ID:base64 of 32 random bytes)
           --version        print the version and exit
           --help           this text
 
@@ -42,6 +44,11 @@ while let arg = arguments.popFirst() {
     case "--help", "-h": printHelp(); exit(0)
     case "--version": print("cognigy-session \(version)"); exit(0)
     case "--check-config": checkOnly = true
+    case "--generate-key":
+        // One line on stdout: a new `ID:base64(32 random bytes)` entry for ENCRYPTION_KEYS.
+        guard let id = arguments.popFirst() else { fail("--generate-key needs a key id") }
+        do { print(try generateKeyLine(id: id)) } catch { fail("--generate-key: \(error)") }
+        exit(0)
     case "--config":
         guard let file = arguments.popFirst() else { fail("--config needs a file path") }
         configFile = file

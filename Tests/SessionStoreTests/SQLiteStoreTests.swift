@@ -254,7 +254,7 @@ final class SQLiteStoreTests: SessionStoreContractTests {
         let latest = try XCTUnwrap(store.latest("c"))
         XCTAssertEqual(latest.version, 1)
         guard case .failure(let error) = latest.snapshot else { return XCTFail("expected a decode failure") }
-        XCTAssertEqual(error, .invalidWireType(7))
+        XCTAssertEqual(error, .wire(.invalidWireType(7)))
     }
 
     func testColumnsHoldTheSnapshotContent() throws {

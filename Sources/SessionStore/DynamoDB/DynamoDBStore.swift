@@ -68,7 +68,7 @@ public final class DynamoDBStore: SessionStore {
         guard let bytes = item["Snapshot"]?.bytesValue else {
             return StoredVersion(
                 conversationId: conversationId, version: version, updatedAt: updatedAt, expiresAt: expiresAt,
-                snapshot: .failure(.truncated))
+                snapshot: .failure(.wire(.truncated)))
         }
         return StoredVersion(conversationId: conversationId, version: version, updatedAt: updatedAt, expiresAt: expiresAt, bytes: bytes)
     }

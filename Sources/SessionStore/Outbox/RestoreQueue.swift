@@ -28,10 +28,12 @@ public struct RestoreClaim: Sendable, Equatable {
     public let createdAtMs: Int64
     /// Epoch ms after which it is dropped undelivered (`RESTORE_TTL_SECONDS`).
     public let expiresAtMs: Int64
+    /// How the queue keys the entry (the session id, or its fingerprint when encrypted).
+    public let sessionKey: String
 
     public init(
         target: RestoreTarget, sessionVersion: Int64, owner: String, revision: Int64, attempts: Int, createdAtMs: Int64,
-        expiresAtMs: Int64
+        expiresAtMs: Int64, sessionKey: String
     ) {
         self.target = target
         self.sessionVersion = sessionVersion
@@ -40,6 +42,7 @@ public struct RestoreClaim: Sendable, Equatable {
         self.attempts = attempts
         self.createdAtMs = createdAtMs
         self.expiresAtMs = expiresAtMs
+        self.sessionKey = sessionKey
     }
 }
 
