@@ -158,8 +158,16 @@ public final class CurlHTTPClient: Sendable {
         for (name, value) in request.headers {
             slist = curl_slist_append(slist, "\(name): \(value)")
         }
-        // No "Expect: 100-continue" round trip for larger bodies.
-        slist = curl_slist_append(slist, "Expect:")
+        // No "Expect: 100-continue" round trip for larger bodies (libcurl adds it past 1 MiB).
+        // Signed requests must not say so with an empty "Expect:" header: libcurl before 8.3
+        // (Debian bookworm has 7.88) signs that header although it never sends it (curl issue
+        // #11664), and AWS rejects the signature. For them, send the body without waiting
+        // instead; the Expect: 100-continue libcurl may then add is not signed.
+        if request.awsSigV4 == nil {
+            slist = curl_slist_append(slist, "Expect:")
+        } else {
+            _ = ccurl_setopt_long(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 0)
+        }
         if let sig = request.awsSigV4 {
             if let token = sig.sessionToken { slist = curl_slist_append(slist, "X-Amz-Security-Token: \(token)") }
             _ = ccurl_setopt_str(h, CURLOPT_AWS_SIGV4, sig.provider)

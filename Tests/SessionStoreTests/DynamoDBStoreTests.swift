@@ -17,9 +17,13 @@ enum Moto {
         throw XCTSkip("DynamoDB tests need a DynamoDB-compatible server: run scripts/test.sh (it starts moto) or set MOTO_ENDPOINT")
     }
 
+    /// MOTO_SESSION_TOKEN: sign as temporary credentials (scripts/test.sh runs this suite
+    /// through scripts/sigv4_proxy.py with and without one).
     static func client(_ endpoint: String) -> DynamoDBClient {
         DynamoDBClient(
-            configuration: .init(endpoint: endpoint, region: "us-east-1", accessKeyId: "test", secretAccessKey: "test"))
+            configuration: .init(
+                endpoint: endpoint, region: "us-east-1", accessKeyId: "test", secretAccessKey: "test",
+                sessionToken: ProcessInfo.processInfo.environment["MOTO_SESSION_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }))
     }
 
     /// A new table with TTL on, so every test starts empty.
