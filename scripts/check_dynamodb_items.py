@@ -7,12 +7,17 @@ Prints one JSON object per item: attribute types, and the decoded snapshot's fie
 import json
 import sys
 
+import os
+
 import boto3
 import dialog_pb2
 
 endpoint, table, conversation = sys.argv[1:4]
+# Signed like the Swift client under test, session token included when the suite runs with
+# one (scripts/test.sh's SigV4-verifying proxy checks it).
 client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
-                      aws_access_key_id="test", aws_secret_access_key="test")
+                      aws_access_key_id="test", aws_secret_access_key="test",
+                      aws_session_token=os.environ.get("MOTO_SESSION_TOKEN") or None)
 answer = client.query(TableName=table, KeyConditionExpression="ConversationId = :c",
                       ExpressionAttributeValues={":c": {"S": conversation}}, ConsistentRead=True)
 for item in answer["Items"]:
