@@ -33,6 +33,8 @@ let package = Package(
         // AWS credentials as the SDKs find them (environment, web identity, container,
         // instance metadata), cached and renewed before they expire.
         .target(name: "AWSCredentials", dependencies: ["HTTPClient", "DialogWire", "Primitives"], path: "Sources/AWSCredentials"),
+        // AWS KMS Decrypt, to unwrap `kms:` encryption keys at start.
+        .target(name: "KMS", dependencies: ["AWSCredentials", "HTTPClient", "DialogWire"], path: "Sources/KMS"),
         // Cognigy REST API: OAuth2 token cache, context-inject client with 429 backoff.
         .target(name: "Cognigy", dependencies: ["HTTPClient", "Backoff", "DialogWire", "Primitives"], path: "Sources/Cognigy"),
         // Snapshot persistence: the store protocol and the SQLite store.
@@ -40,7 +42,7 @@ let package = Package(
         // The ingest pipeline, merge rules, configuration and routes.
         .target(
             name: "SessionService",
-            dependencies: ["DialogWire", "HTTPServer", "SessionStore", "Primitives", "Backoff", "HTTPClient", "AWSCredentials", "Cognigy", "CSQLite", "Crypto"],
+            dependencies: ["DialogWire", "HTTPServer", "SessionStore", "Primitives", "Backoff", "HTTPClient", "AWSCredentials", "Cognigy", "CSQLite", "Crypto", "KMS"],
             path: "Sources/SessionService"),
         // Wiring, command line, signals.
         .executableTarget(
@@ -67,7 +69,7 @@ let package = Package(
         .testTarget(name: "CryptoTests", dependencies: ["Crypto"], path: "Tests/CryptoTests"),
         .testTarget(
             name: "SessionServiceTests",
-            dependencies: [
+            dependencies: ["KMS", 
                 "Crypto", "SessionService", "SessionStore", "HTTPServer", "DialogWire", "TestSupport", "Primitives", "Backoff", "Cognigy",
                 "AWSCredentials",
             ],

@@ -74,6 +74,7 @@ public struct ServiceConfiguration: Sendable {
         .init(name: "OUTBOX_PATH", defaultValue: "./data/outbox.sqlite", help: "durable queue of restores still to deliver", secret: false),
         .init(name: "RESTORE_TTL_SECONDS", defaultValue: "3600", help: "a queued restore not delivered this long is dropped; any value >= 1", secret: false),
         .init(name: "ENCRYPTION_KEYS", defaultValue: nil, help: "PII encryption at rest: comma list of keyId:base64(32 bytes); the first encrypts, all decrypt (new keys: --generate-key ID)", secret: true),
+        .init(name: "AWS_ENDPOINT_URL_KMS", defaultValue: nil, help: "KMS endpoint override (for keyId:kms:<blob> entries of ENCRYPTION_KEYS)", secret: false),
         .init(name: "ENCRYPTED_SLOTS", defaultValue: "*", help: "slots encrypted when ENCRYPTION_KEYS is set: * or a comma list, a trailing * matches a prefix (iban,card*)", secret: false),
         .init(name: "WEBHOOK_API_KEY", defaultValue: nil, help: "if set, the webhook needs X-API-Key: K or Authorization: Bearer K", secret: true),
         .init(name: "ADMIN_TOKEN", defaultValue: nil, help: "if set, /sessions/** needs Authorization: Bearer T", secret: true),
@@ -130,6 +131,8 @@ public struct ServiceConfiguration: Sendable {
     /// `ENCRYPTION_KEYS`, parsed (empty: encryption off).
     public var encryptionKeys: [KeyRingEntry] = []
     public var encryptedSlots = SlotPattern.all
+    /// `AWS_ENDPOINT_URL_KMS`, else `AWS_ENDPOINT_URL`; nil: AWS's regional endpoint.
+    public var kmsEndpoint: String?
     public var webhookAPIKey: String?
     public var adminToken: String?
     public var maxJSONDepth = 32
@@ -218,12 +221,8 @@ public struct ServiceConfiguration: Sendable {
                 if message.hasPrefix("ENCRYPTION_KEYS: ") { message = message.dropFirst("ENCRYPTION_KEYS: ".count) }
                 throw ConfigError(variable: "ENCRYPTION_KEYS", message: String(message))
             }
-            if let kms = c.encryptionKeys.first(where: { if case .kmsKey = $0 { return true } else { return false } }) {
-                throw ConfigError(
-                    variable: "ENCRYPTION_KEYS",
-                    message: "key '\(kms.id)' is a kms: key; unwrapping through AWS KMS is not supported by this version yet, use keyId:base64(32 bytes)")
-            }
         }
+        c.kmsEndpoint = try p.url("AWS_ENDPOINT_URL_KMS") ?? globalEndpoint
         do { c.encryptedSlots = try SlotPattern(parsing: try p.string("ENCRYPTED_SLOTS")) } catch let error as SlotPatternError {
             throw ConfigError(variable: "ENCRYPTED_SLOTS", message: error.description)
         } catch {

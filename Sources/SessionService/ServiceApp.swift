@@ -3,6 +3,8 @@ import Glibc
 #endif
 import AWSCredentials
 import Cognigy
+import KMS
+import Crypto
 import HTTPClient
 import HTTPServer
 import Primitives
@@ -71,7 +73,8 @@ public final class ServiceApp: Sendable {
         let dynamoClient = (store as? DynamoDBStore)?.client
         var protector: CipherProtector?
         if !configuration.encryptionKeys.isEmpty {
-            let cipher = try CipherProtector(keys: configuration.encryptionKeys, slots: configuration.encryptedSlots)
+            let keys = try Self.unwrapKMSKeys(configuration, credentials: awsCredentials)
+            let cipher = try CipherProtector(keys: keys, slots: configuration.encryptedSlots)
             protector = cipher
             // SPEC "PII encryption at rest": below the instrumentation, so store timings include it.
             store = EncryptingStore(store, protector: cipher)
@@ -202,6 +205,38 @@ public final class ServiceApp: Sendable {
             "listening",
             [("host", .string(configuration.http.host)), ("port", .int(Int64(server.port))),
              ("store", .string(configuration.store.rawValue))])
+    }
+
+    /// `keyId:kms:<CiphertextBlob>` entries of ENCRYPTION_KEYS become ready keys: each blob is
+    /// unwrapped once, now, through KMS `Decrypt` (SigV4 with the AWS credential chain).
+    /// Failure stops start-up with one line naming ENCRYPTION_KEYS and the key id.
+    static func unwrapKMSKeys(
+        _ configuration: ServiceConfiguration, credentials: RotatingCredentialProvider?
+    ) throws(ConfigError) -> [KeyRingEntry] {
+        var kms: KMSClient?
+        var out: [KeyRingEntry] = []
+        for entry in configuration.encryptionKeys {
+            guard case .kmsKey(let id, let blob) = entry else {
+                out.append(entry)
+                continue
+            }
+            if kms == nil {
+                let http = CurlHTTPClient()
+                kms = KMSClient(
+                    endpoint: configuration.kmsEndpoint ?? KMSClient.awsEndpoint(region: configuration.awsRegion),
+                    region: configuration.awsRegion,
+                    credentials: credentials
+                        ?? RotatingCredentialProvider(CredentialChain.standard(environment: configuration.awsEnvironment, http: http)),
+                    http: http)
+            }
+            do {
+                let plain = try kms!.decrypt(ciphertextBlob: blob)
+                out.append(.key(id: id, key: try SymmetricKey(bytes: plain)))
+            } catch {
+                throw ConfigError(variable: "ENCRYPTION_KEYS", message: "cannot unwrap kms key '\(id)': \(error)")
+            }
+        }
+        return out
     }
 
     /// Whether a listen address accepts loopback connections only.
