@@ -42,18 +42,22 @@ final class KMSKeyTests: XCTestCase {
         return (Array(p), Array(b))
     }
 
+    /// scripts/test.sh also runs this suite through its SigV4-verifying proxy, with a session token.
+    var sessionToken: String? { ProcessInfo.processInfo.environment["MOTO_SESSION_TOKEN"] }
+
     func config(_ keys: String, _ endpoint: String) throws -> ServiceConfiguration {
-        try ServiceConfiguration.load(
-            environment: [
-                "HOST": "127.0.0.1", "PORT": "0", "SQLITE_PATH": directory.appendingPathComponent("s.sqlite").path,
-                "ENCRYPTION_KEYS": keys, "AWS_ENDPOINT_URL_KMS": endpoint, "AWS_ACCESS_KEY_ID": "test",
-                "AWS_SECRET_ACCESS_KEY": "test", "LOG_LEVEL": "error",
-            ], configFile: directory.appendingPathComponent("c.json").path)
+        var env = [
+            "HOST": "127.0.0.1", "PORT": "0", "SQLITE_PATH": directory.appendingPathComponent("s.sqlite").path,
+            "ENCRYPTION_KEYS": keys, "AWS_ENDPOINT_URL_KMS": endpoint, "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test", "LOG_LEVEL": "error",
+        ]
+        if let sessionToken { env["AWS_SESSION_TOKEN"] = sessionToken }
+        return try ServiceConfiguration.load(environment: env, configFile: directory.appendingPathComponent("c.json").path)
     }
 
     func testKMSKey_unwrappedAtStartAndUsed() throws {
         let endpoint = try endpoint()
-        let kms = KMSClient(endpoint: endpoint, region: "us-east-1", credentials: StaticCredentialProvider(accessKeyId: "test", secretAccessKey: "test"))
+        let kms = KMSClient(endpoint: endpoint, region: "us-east-1", credentials: StaticCredentialProvider(accessKeyId: "test", secretAccessKey: "test", sessionToken: sessionToken))
         let key = try dataKey(kms)
         XCTAssertEqual(key.plaintext.count, 32)
         XCTAssertEqual(try kms.decrypt(ciphertextBlob: key.blob), key.plaintext)
@@ -70,11 +74,8 @@ final class KMSKeyTests: XCTestCase {
             + (FileManager.default.contents(atPath: directory.appendingPathComponent("s.sqlite-wal").path) ?? Data())
         XCTAssertNil(stored.range(of: Data("DE89370400440532013000".utf8)))
         XCTAssertNotNil(stored.range(of: Data("enc:v1:k1:".utf8)))
-        // The unwrapped key is the data key: a cipher built from it opens what was stored.
-        let cipher = try FieldCipher(keys: [(id: "k1", key: try SymmetricKey(bytes: key.plaintext))])
         let read = try RawHTTPClient.request(port: started.server.port, method: "GET", path: "/sessions/c1")
         XCTAssertEqual(try JSONParser.parse(read.body)["slots"]?["iban"], .string("DE89370400440532013000"))
-        XCTAssertNotNil(cipher)
     }
 
     func testBadKMSBlob_stopsStartUpNamingTheVariable() throws {
