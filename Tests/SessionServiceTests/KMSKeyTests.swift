@@ -3,6 +3,7 @@ import Crypto
 import DialogWire
 import Foundation
 import KMS
+import SessionStore
 import TestSupport
 import XCTest
 @testable import SessionService
@@ -84,5 +85,47 @@ final class KMSKeyTests: XCTestCase {
             XCTAssertEqual(($0 as? ConfigError)?.variable, "ENCRYPTION_KEYS", "\($0)")
             XCTAssertTrue("\($0)".contains("k1"), "\($0)")
         }
+    }
+}
+
+/// The DynamoDB item (`Snapshot` and `Slots`) holds no plaintext either: read raw from moto.
+final class DynamoDBEncryptionTests: XCTestCase {
+    func testDynamoDBItem_holdsNoPlaintext() throws {
+        let env = ProcessInfo.processInfo.environment
+        guard let endpoint = env["MOTO_ENDPOINT"] else {
+            if env["REQUIRE_DYNAMODB"] == "1" { XCTFail("REQUIRE_DYNAMODB=1 but MOTO_ENDPOINT is not set") }
+            throw XCTSkip("needs moto: run scripts/test.sh or set MOTO_ENDPOINT")
+        }
+        let client = DynamoDBClient(
+            configuration: .init(endpoint: endpoint, region: "us-east-1", accessKeyId: "test", secretAccessKey: "test",
+                                 sessionToken: env["MOTO_SESSION_TOKEN"]))
+        let base = DynamoDBStore(client: client, table: "enc-\(UUID().uuidString.prefix(12))")
+        try base.createTableIfMissing()
+        let protector = try CipherProtector(
+            keys: [.key(id: "k1", key: try SymmetricKey(bytes: [UInt8](repeating: 7, count: 32)))], slots: .all)
+        let store = EncryptingStore(base, protector: protector)
+        var s = SessionSnapshot()
+        s.conversationId = "c1"
+        s.sessionVersion = 1
+        s.channel = "whatsapp"
+        s.slots = ["iban": "DE89370400440532013000"]
+        s.channels = ["whatsapp": ChannelState(userId: "+491701234567", sessionId: "wa-session-9", lastSeen: 1)]
+        s.updatedAt = 1
+        s.expiresAt = 4_000_000_000
+        try store.insert(s, after: nil)
+        let raw = try client.call(
+            "GetItem", Array(#"{"TableName":"\#(base.table)","Key":{"ConversationId":{"S":"c1"},"SessionVersion":{"N":"1"}}}"#.utf8))
+        var w = JSONWriter()
+        w.value(raw)
+        let text = w.string
+        guard case .string(let snapshotB64)? = raw["Item"]?["Snapshot"]?["B"], let snapshot = Data(base64Encoded: snapshotB64) else {
+            return XCTFail("no Snapshot in \(text)")
+        }
+        for secret in ["DE89370400440532013000", "+491701234567", "wa-session-9"] {
+            XCTAssertFalse(text.contains(secret), "\(secret) in the item's JSON")
+            XCTAssertNil(snapshot.range(of: Data(secret.utf8)), "\(secret) in the Snapshot bytes")
+        }
+        XCTAssertTrue(text.contains("enc:v1:k1:"), "the Slots map holds the stored form")
+        XCTAssertEqual(try store.latest("c1")?.snapshot.get(), s)
     }
 }
