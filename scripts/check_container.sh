@@ -7,6 +7,8 @@
 #      Swift runtime (linked statically in the image) and glibc, comes from a Debian package
 #      that the Dockerfile's runtime stage installs.
 # Usage: scripts/check_container.sh --binary PATH --venv DIR. Prints "N passed, M failed".
+# DIR is a venv of these tools alone: docker-compose 1.x pins jsonschema<4, which would break
+# openapi-spec-validator and schemathesis in the test venv. It is created when missing.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -18,7 +20,8 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-[[ -x "$BINARY" && -x "$VENV/bin/python" ]] || { echo "usage: $0 --binary PATH --venv DIR" >&2; exit 2; }
+[[ -x "$BINARY" && -n "$VENV" ]] || { echo "usage: $0 --binary PATH --venv DIR" >&2; exit 2; }
+[[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
 
 # docker-compose 1.x pins PyYAML<6, whose sdist does not build with Cython 3: build it with
 # Cython<3 and without build isolation first.

@@ -91,7 +91,7 @@ PASSED=$((PASSED + sp)); FAILED=$((FAILED + sf))
 
 # 2b. The container files, without a Docker engine: hadolint, docker-compose config, and the
 #     release binary's shared libraries against the Dockerfile's runtime packages.
-bash scripts/check_container.sh --binary .build/release/cognigy-session --venv "$VENV" | tee "$LOGS/container.log"
+bash scripts/check_container.sh --binary .build/release/cognigy-session --venv "$ROOT/.build-container-venv" | tee "$LOGS/container.log"
 read -r cp cf <<<"$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOGS/container.log" | tail -1 | sed -E 's/^([0-9]+) passed, ([0-9]+) failed.*/\1 \2/')"
 PASSED=$((PASSED + ${cp:-0})); FAILED=$((FAILED + ${cf:-1}))
 
