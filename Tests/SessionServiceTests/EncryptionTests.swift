@@ -113,7 +113,7 @@ final class EncryptionTests: XCTestCase {
 
     func testBadKeys_stopStartUpNamingTheVariable() throws {
         let file = directory.appendingPathComponent("c.json").path
-        for bad in ["k1:c2hvcnQ=", "k1", "k1:kms:AAAA", ":AAAA"] {
+        for bad in ["k1:c2hvcnQ=", "k1", "k1:kms:", ":AAAA"] {
             XCTAssertThrowsError(try ServiceConfiguration.load(environment: ["ENCRYPTION_KEYS": bad], configFile: file), bad) {
                 XCTAssertEqual(($0 as? ConfigError)?.variable, "ENCRYPTION_KEYS", bad)
             }
