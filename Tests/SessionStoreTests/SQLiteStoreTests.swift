@@ -89,6 +89,7 @@ class SessionStoreContractTests: XCTestCase {
         let b = try makeStore()
         let perThread = 40
         let conflicts = ManagedCounter()
+        let unavailable = ManagedCounter()
         let acknowledged = Locked<[Int64: String]>([:])
         DispatchQueue.concurrentPerform(iterations: 8) { worker in
             let store = worker % 2 == 0 ? a : b
@@ -108,6 +109,12 @@ class SessionStoreContractTests: XCTestCase {
                         break
                     } catch StoreError.versionConflict {
                         conflicts.increment()
+                    } catch StoreError.unavailable(let why) where unavailable.increment() <= 20 {
+                        // As a caller of the webhook honours 503 + Retry-After: a store that
+                        // timed out (moto behind the SigV4 proxy on 2 busy cores) is retried,
+                        // a bounded number of times. Correctness is still the assertion below.
+                        print("store unavailable, retrying: \(why)")
+                        usleep(200_000)
                     } catch {
                         XCTFail("\(error)")
                         return
@@ -295,7 +302,9 @@ final class SQLiteStoreTests: SessionStoreContractTests {
 final class ManagedCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var count = 0
-    func increment() { lock.lock(); count += 1; lock.unlock() }
+    /// Adds one; returns the new count.
+    @discardableResult
+    func increment() -> Int { lock.lock(); defer { lock.unlock() }; count += 1; return count }
     var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }
 
