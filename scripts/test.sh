@@ -38,11 +38,15 @@ export REQUIRE_DYNAMODB=1
 LOGS="$(mktemp -d)"
 # XCTest's closing line of a run: "Executed N tests, with [S tests skipped and] F failures".
 xctest_counts() { grep -E "^[[:space:]]*Executed [0-9]+ tests?, with" "$1" | tail -1 \
-  | sed -E 's/.*Executed ([0-9]+) tests?, with (([0-9]+) tests? skipped and )?([0-9]+) failures?.*/\1 \3 \4/'; }
+  | sed -E 's/.*Executed ([0-9]+) tests?, with (([0-9]+) tests? skipped and )?([0-9]+) failures?.*/\1:\3:\4/'; }
 PASSED=0; FAILED=0
 tally() { # LOG: add that run's passed/failed to the totals
-  read -r n s f <<<"$(xctest_counts "$1")"
-  PASSED=$((PASSED + n - ${s:-0} - f)); FAILED=$((FAILED + f))
+  # ':'-separated so an absent skip count stays an empty field (with spaces, `read` would
+  # shift the failure count into the skip count and hide it).
+  local n s f
+  IFS=: read -r n s f <<<"$(xctest_counts "$1")"
+  [[ -n "$n" ]] || { echo "no XCTest summary in $1" >&2; FAILED=$((FAILED + 1)); return; }
+  PASSED=$((PASSED + n - ${s:-0} - ${f:-0})); FAILED=$((FAILED + ${f:-0}))
 }
 
 # 1. Unit and integration tests (real sockets, SQLite files, moto).
