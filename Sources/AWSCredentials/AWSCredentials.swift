@@ -1,4 +1,5 @@
 import Foundation
+import HTTPClient
 
 /// One set of AWS credentials. `expiration` is epoch seconds (nil: they do not expire, as
 /// static keys). The secret and the session token never appear in `description`, so the
@@ -116,9 +117,7 @@ public enum AWSEnvironment {
     /// The endpoint of one service: `AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL`,
     /// else `fallback`; trailing slashes dropped.
     public static func endpoint(service: String, _ environment: [String: String], fallback: String) -> String {
-        var e = value("AWS_ENDPOINT_URL_\(service.uppercased())", environment) ?? value("AWS_ENDPOINT_URL", environment) ?? fallback
-        while e.hasSuffix("/") { e.removeLast() }
-        return e
+        baseURL(value("AWS_ENDPOINT_URL_\(service.uppercased())", environment) ?? value("AWS_ENDPOINT_URL", environment) ?? fallback)
     }
 
     /// `true` (any case) turns a switch such as `AWS_EC2_METADATA_DISABLED` on.

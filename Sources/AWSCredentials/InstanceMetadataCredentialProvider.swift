@@ -20,9 +20,7 @@ public struct InstanceMetadataCredentialProvider: AWSCredentialProvider {
     public static let defaultLimits = CredentialHTTPLimits(timeoutMs: 1000, connectTimeoutMs: 1000, maxResponseBytes: 64 * 1024)
 
     public init(endpoint: String = defaultEndpoint, http: CurlHTTPClient, limits: CredentialHTTPLimits = defaultLimits) {
-        var e = endpoint
-        while e.hasSuffix("/") { e.removeLast() }
-        self.endpoint = e
+        self.endpoint = baseURL(endpoint)
         self.limits = limits
         self.http = http
     }

@@ -21,9 +21,7 @@ public struct WebIdentityCredentialProvider: AWSCredentialProvider {
         self.tokenFile = tokenFile
         self.roleArn = roleArn
         self.roleSessionName = roleSessionName
-        var e = endpoint
-        while e.hasSuffix("/") { e.removeLast() }
-        self.endpoint = e
+        self.endpoint = baseURL(endpoint)
         self.limits = limits
         self.http = http
     }

@@ -31,9 +31,7 @@ public final class CognigyClient: Sendable {
         public var backoff = Backoff(baseMs: 250, capMs: 8000)
 
         public init(baseURL: String, apiKey: String?, oauth: TokenCache.Configuration?) {
-            var b = baseURL
-            while b.hasSuffix("/") { b.removeLast() }
-            self.baseURL = b
+            self.baseURL = HTTPClient.baseURL(baseURL)
             self.apiKey = apiKey
             self.oauth = oauth
         }

@@ -234,6 +234,14 @@ public final class CurlHTTPClient: Sendable {
     }
 }
 
+/// A base URL with its trailing slashes dropped, so `base + "/path"` never doubles one.
+/// The one place for that rule: endpoints and base URLs from configuration all pass here.
+public func baseURL(_ url: String) -> String {
+    var u = Substring(url)
+    while u.hasSuffix("/") { u.removeLast() }
+    return String(u)
+}
+
 extension StringProtocol {
     func trimmingCharacters(in set: String) -> String {
         var s = Substring(self)

@@ -23,9 +23,7 @@ public final class KMSClient: Sendable {
     public let timeoutMs = 5000
 
     public init(endpoint: String, region: String, credentials: any AWSCredentialProvider, http: CurlHTTPClient = CurlHTTPClient()) {
-        var e = endpoint
-        while e.hasSuffix("/") { e.removeLast() }
-        self.endpoint = e
+        self.endpoint = baseURL(endpoint)
         self.region = region
         self.credentials = credentials
         self.http = http

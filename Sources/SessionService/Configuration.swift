@@ -2,6 +2,7 @@ import AWSCredentials
 import Crypto
 import DialogWire
 import Foundation
+import HTTPClient
 import HTTPServer
 
 /// One configuration variable: its name (environment variable and config-file key),
@@ -371,14 +372,13 @@ public struct ServiceConfiguration: Sendable {
 
         /// An http(s) URL with a host; a trailing slash is dropped.
         func url(_ name: String) throws(ConfigError) -> String? {
-            guard var v = optional(name) else { return nil }
+            guard let v = optional(name) else { return nil }
             guard let u = URL(string: v), let scheme = u.scheme?.lowercased(), scheme == "http" || scheme == "https",
                 let host = u.host, !host.isEmpty
             else {
                 throw ConfigError(variable: name, message: "must be an http:// or https:// URL (got '\(ServiceConfiguration.maskUserinfo(v))')")
             }
-            while v.hasSuffix("/") { v.removeLast() }
-            return v
+            return baseURL(v)
         }
     }
 }

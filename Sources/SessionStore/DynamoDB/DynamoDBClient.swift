@@ -34,9 +34,7 @@ public final class DynamoDBClient: Sendable {
         }
 
         public init(endpoint: String, region: String, accessKeyId: String, secretAccessKey: String, sessionToken: String? = nil) {
-            var e = endpoint
-            while e.hasSuffix("/") { e.removeLast() }
-            self.endpoint = e
+            self.endpoint = baseURL(endpoint)
             self.region = region
             self.accessKeyId = accessKeyId
             self.secretAccessKey = secretAccessKey
