@@ -28,7 +28,7 @@ public enum EventDecodingError: Error, Equatable, Sendable, CustomStringConverti
 
 /// The fields of `DialogEvent` by both JSON names.
 private enum EventField: String {
-    case conversationId, channel, intent, slots, timestamp, userId, sessionId, eventId
+    case conversationId, channel, intent, slots, timestamp, userId, sessionId, eventId, identities
 
     init?(jsonName: String) {
         switch jsonName {
@@ -39,7 +39,8 @@ private enum EventField: String {
         case "timestamp": self = .timestamp
         case "userId", "user_id": self = .userId
         case "sessionId", "session_id": self = .sessionId
-        case "eventId", "event_id": self = .eventId
+        case "eventId", "event_id", "inputId": self = .eventId
+        case "identities": self = .identities
         default: return nil
         }
     }
@@ -73,6 +74,17 @@ extension DialogEvent {
                     slots[member.key] = JSONWriter.serialize(member.value)
                 }
             }
+        case .identities:
+            guard case .object(let members) = json else { throw .wrongType(field: "identities", expected: "an object") }
+            for member in members {
+                // A phone number posted as a JSON number is still a phone number.
+                switch member.value {
+                case .string(let s): identities[member.key] = s
+                case .number(let text): identities[member.key] = text
+                case .null: continue
+                default: throw .wrongType(field: "identities.\(member.key)", expected: "a string")
+                }
+            }
         case .timestamp:
             switch json {
             case .number(let text): timestamp = try Self.parseTimestampNumber(text)
@@ -93,7 +105,7 @@ extension DialogEvent {
         case .userId: userId = s
         case .sessionId: sessionId = s
         case .eventId: eventId = s
-        case .slots, .timestamp: break
+        case .slots, .timestamp, .identities: break
         }
     }
 
@@ -111,13 +123,13 @@ extension DialogEvent {
             guard let field = EventField(jsonName: pair.name) else { continue }
             guard seen.insert(field.rawValue).inserted else { throw .duplicateField(field.rawValue) }
             switch field {
-            case .slots:
+            case .slots, .identities:
                 if pair.value.isEmpty { continue }
                 let json: JSONValue
                 do { json = try JSONParser.parse(Array(pair.value.utf8), maxDepth: maxDepth) } catch {
-                    throw .wrongType(field: "slots", expected: "a JSON object string (\(error))")
+                    throw .wrongType(field: field.rawValue, expected: "a JSON object string (\(error))")
                 }
-                try set(.slots, json: json)
+                try set(field, json: json)
             case .timestamp:
                 if pair.value.isEmpty { continue }
                 timestamp = try Self.parseTimestampString(pair.value)

@@ -17,10 +17,14 @@ public struct DialogEvent: Equatable, Sendable {
     public var userId: String = ""
     public var sessionId: String = ""
     public var eventId: String = ""
+    /// Verified identifiers of the person (`phone`, `email`, a login …) by kind, used to
+    /// find the conversation on a new channel (SPEC "Identity links"); never stored.
+    public var identities: [String: String] = [:]
 
     public init(
         conversationId: String = "", channel: String = "", intent: String = "", slots: [String: String] = [:],
-        timestamp: Int64 = 0, userId: String = "", sessionId: String = "", eventId: String = ""
+        timestamp: Int64 = 0, userId: String = "", sessionId: String = "", eventId: String = "",
+        identities: [String: String] = [:]
     ) {
         self.conversationId = conversationId
         self.channel = channel
@@ -30,6 +34,7 @@ public struct DialogEvent: Equatable, Sendable {
         self.userId = userId
         self.sessionId = sessionId
         self.eventId = eventId
+        self.identities = identities
     }
 }
 
@@ -113,7 +118,7 @@ extension DialogEvent {
     public func serializedSize() -> Int {
         stringFieldSize(1, conversationId) + stringFieldSize(2, channel) + stringFieldSize(3, intent)
             + stringMapSize(4, slots) + int64FieldSize(5, timestamp) + stringFieldSize(6, userId)
-            + stringFieldSize(7, sessionId) + stringFieldSize(8, eventId)
+            + stringFieldSize(7, sessionId) + stringFieldSize(8, eventId) + stringMapSize(9, identities)
     }
 
     /// Deterministic binary encoding, byte-identical to protoc's.
@@ -127,6 +132,7 @@ extension DialogEvent {
         writer.writeString(6, userId)
         writer.writeString(7, sessionId)
         writer.writeString(8, eventId)
+        writeWireStringMap(&writer, 9, identities)
         return writer.bytes
     }
 
@@ -145,6 +151,9 @@ extension DialogEvent {
             case (6, .lengthDelimited): userId = try reader.readString(field: 6)
             case (7, .lengthDelimited): sessionId = try reader.readString(field: 7)
             case (8, .lengthDelimited): eventId = try reader.readString(field: 8)
+            case (9, .lengthDelimited):
+                let (key, value) = try readStringEntry(&reader, field: 9)
+                identities[key] = value
             default: try reader.skip(tag)
             }
         }
