@@ -287,6 +287,12 @@ def scenario_replicas_sqlite():
     return replicas(lambda wd: {"SQLITE_PATH": os.path.join(wd, "shared.sqlite"), "SQLITE_BUSY_TIMEOUT_MS": "5000"}, "sqlite")
 
 
+def scenario_replicas_sqlite_cached():
+    """The same with SNAPSHOT_CACHE_ENTRIES on: every replica's cache is stale most of the time."""
+    return replicas(lambda wd: {"SQLITE_PATH": os.path.join(wd, "shared.sqlite"), "SQLITE_BUSY_TIMEOUT_MS": "5000",
+                                "SNAPSHOT_CACHE_ENTRIES": "1000"}, "sqlite, snapshot cache on")
+
+
 def scenario_replicas_dynamodb():
     if not ARGS.moto_endpoint:
         raise SkipScenario("no --moto-endpoint")
@@ -1202,6 +1208,7 @@ class SkipScenario(Exception):
 
 SCENARIOS = [
     ("replicas_sqlite", scenario_replicas_sqlite),
+    ("replicas_sqlite_cached", scenario_replicas_sqlite_cached),
     ("replicas_dynamodb", scenario_replicas_dynamodb),
     ("duplicates", scenario_duplicates),
     ("crash", scenario_crash),
