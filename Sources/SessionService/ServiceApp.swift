@@ -33,7 +33,7 @@ public final class ServiceApp: Sendable {
             awsCredentials = nil
             let sqlite = SQLiteStore.Configuration(
                 path: configuration.sqlitePath, busyTimeoutMs: configuration.sqliteBusyTimeoutMs,
-                synchronous: configuration.sqliteSynchronous)
+                synchronous: configuration.sqliteSynchronous, readConnections: configuration.sqliteReadConnections)
             store = try SQLiteStore(configuration: sqlite)
             links = try SQLiteLinkStore(configuration: sqlite)
         case .dynamodb:
