@@ -513,6 +513,12 @@ class Proxy:
                     pass
 
     def cut(self):
+        # shutdown() first: close() alone does not wake a thread blocked in accept(), which
+        # then accepts (and proxies) one more connection after the cut.
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.listener.close()
         with self.lock:
             for c in self.conns:
