@@ -62,7 +62,7 @@ public final class DynamoDBRestoreOutbox: RestoreQueue {
         let sessionKey: String
     }
 
-    /// One item, its ids as stored (sealed when encrypted).
+    /// One item, its ids as stored (sealed when encrypted); read and written in the extension below.
     struct Entry: Equatable {
         var key: EntryKey
         var sessionId: String
@@ -78,55 +78,6 @@ public final class DynamoDBRestoreOutbox: RestoreQueue {
         var leaseUntilMs: Int64
         var shard: Int64
         var seq: Int64
-
-        init(
-            key: EntryKey, sessionId: String, userId: String, restoredFrom: String, sessionVersion: Int64, createdAtMs: Int64,
-            expiresAtMs: Int64, attempts: Int64, nextAttemptMs: Int64, revision: Int64, leaseOwner: String, leaseUntilMs: Int64,
-            shard: Int64, seq: Int64
-        ) {
-            self.key = key
-            self.sessionId = sessionId
-            self.userId = userId
-            self.restoredFrom = restoredFrom
-            self.sessionVersion = sessionVersion
-            self.createdAtMs = createdAtMs
-            self.expiresAtMs = expiresAtMs
-            self.attempts = attempts
-            self.nextAttemptMs = nextAttemptMs
-            self.revision = revision
-            self.leaseOwner = leaseOwner
-            self.leaseUntilMs = leaseUntilMs
-            self.shard = shard
-            self.seq = seq
-        }
-
-        init?(_ item: [String: AttributeValue]) {
-            guard let conversationId = item["ConversationId"]?.stringValue, let sessionKey = item["SessionKey"]?.stringValue else {
-                return nil
-            }
-            func n(_ name: String) -> Int64 { item[name]?.int64Value ?? 0 }
-            func s(_ name: String) -> String { item[name]?.stringValue ?? "" }
-            self.init(
-                key: EntryKey(conversationId: conversationId, sessionKey: sessionKey), sessionId: s("SessionId"), userId: s("UserId"),
-                restoredFrom: s("RestoredFrom"), sessionVersion: n("SessionVersion"), createdAtMs: n("CreatedAtMs"),
-                expiresAtMs: n("ExpiresAtMs"), attempts: n("Attempts"), nextAttemptMs: n("NextAttemptMs"), revision: n("Revision"),
-                leaseOwner: s("LeaseOwner"), leaseUntilMs: n("LeaseUntilMs"), shard: n("Shard"), seq: n("Seq"))
-        }
-
-        var item: [String: AttributeValue] {
-            var item: [String: AttributeValue] = [
-                "ConversationId": .s(key.conversationId), "SessionKey": .s(key.sessionKey), "SessionId": .s(sessionId),
-                "UserId": .s(userId), "SessionVersion": .int(sessionVersion), "CreatedAtMs": .int(createdAtMs),
-                "ExpiresAtMs": .int(expiresAtMs), "ExpiresAt": .int(DynamoDBRestoreOutbox.ttlSeconds(expiresAtMs)),
-                "Attempts": .int(attempts), "NextAttemptMs": .int(nextAttemptMs), "Revision": .int(revision),
-                "LeaseUntilMs": .int(leaseUntilMs), "Shard": .int(shard), "Seq": .int(seq),
-            ]
-            // Empty strings are left out (absent reads back as ""): older DynamoDB-compatible
-            // servers refuse them.
-            if !restoredFrom.isEmpty { item["RestoredFrom"] = .s(restoredFrom) }
-            if !leaseOwner.isEmpty { item["LeaseOwner"] = .s(leaseOwner) }
-            return item
-        }
     }
 
     /// TTL is in epoch seconds: rounded up, so DynamoDB never removes an entry before it expires.
@@ -420,7 +371,10 @@ public final class DynamoDBRestoreOutbox: RestoreQueue {
                     "UpdateExpression": "SET #Until = :zero, #Next = :next, #Tries = #Tries + :inc, #Seq = #Seq + :one REMOVE #Owner",
                     "ConditionExpression": "#Owner = :o",
                 ],
-                values: [":zero": .int(0), ":next": .int(nextAttemptMs), ":inc": .int(countAttempt ? 1 : 0), ":one": .int(1), ":o": .s(claim.owner)]
+                values: [
+                    ":zero": .int(0), ":next": .int(nextAttemptMs), ":inc": .int(countAttempt ? 1 : 0), ":one": .int(1),
+                    ":o": .s(claim.owner),
+                ]
             ) { w in Self.writeKey(key, to: &w) }
         } catch where error.isConditionFailure {
             // No longer ours (another holder after our lease ran out) or gone (erased): nothing to do.
@@ -556,5 +510,36 @@ public final class DynamoDBRestoreOutbox: RestoreQueue {
         } catch {
             throw map(error, "CreateTable")
         }
+    }
+}
+
+extension DynamoDBRestoreOutbox.Entry {
+    init?(_ item: [String: AttributeValue]) {
+        guard let conversationId = item["ConversationId"]?.stringValue, let sessionKey = item["SessionKey"]?.stringValue else {
+            return nil
+        }
+        func n(_ name: String) -> Int64 { item[name]?.int64Value ?? 0 }
+        func s(_ name: String) -> String { item[name]?.stringValue ?? "" }
+        self.init(
+            key: DynamoDBRestoreOutbox.EntryKey(conversationId: conversationId, sessionKey: sessionKey), sessionId: s("SessionId"),
+            userId: s("UserId"),
+            restoredFrom: s("RestoredFrom"), sessionVersion: n("SessionVersion"), createdAtMs: n("CreatedAtMs"),
+            expiresAtMs: n("ExpiresAtMs"), attempts: n("Attempts"), nextAttemptMs: n("NextAttemptMs"), revision: n("Revision"),
+            leaseOwner: s("LeaseOwner"), leaseUntilMs: n("LeaseUntilMs"), shard: n("Shard"), seq: n("Seq"))
+    }
+
+    var item: [String: AttributeValue] {
+        var item: [String: AttributeValue] = [
+            "ConversationId": .s(key.conversationId), "SessionKey": .s(key.sessionKey), "SessionId": .s(sessionId),
+            "UserId": .s(userId), "SessionVersion": .int(sessionVersion), "CreatedAtMs": .int(createdAtMs),
+            "ExpiresAtMs": .int(expiresAtMs), "ExpiresAt": .int(DynamoDBRestoreOutbox.ttlSeconds(expiresAtMs)),
+            "Attempts": .int(attempts), "NextAttemptMs": .int(nextAttemptMs), "Revision": .int(revision),
+            "LeaseUntilMs": .int(leaseUntilMs), "Shard": .int(shard), "Seq": .int(seq),
+        ]
+        // Empty strings are left out (absent reads back as ""): older DynamoDB-compatible
+        // servers refuse them.
+        if !restoredFrom.isEmpty { item["RestoredFrom"] = .s(restoredFrom) }
+        if !leaseOwner.isEmpty { item["LeaseOwner"] = .s(leaseOwner) }
+        return item
     }
 }
