@@ -60,6 +60,8 @@ final class ConfigurationTests: XCTestCase {
         assertError(["CONFIG_FILE": empty, "OUTBOX_STORE": "dynamodb"], variable: "OUTBOX_STORE")
         assertError(["CONFIG_FILE": empty, "SESSION_STORE": "dynamodb", "OUTBOX_STORE": "redis"], variable: "OUTBOX_STORE")
         assertError(["CONFIG_FILE": empty, "SESSION_STORE": "dynamodb", "DYNAMODB_OUTBOX_TABLE": " "], variable: "DYNAMODB_OUTBOX_TABLE")
+        assertError(["CONFIG_FILE": empty, "DYNAMODB_OUTBOX_TABLE": "CognigySessions"], variable: "DYNAMODB_OUTBOX_TABLE")
+        assertError(["CONFIG_FILE": empty, "DYNAMODB_OUTBOX_TABLE": "CognigySessionLinks"], variable: "DYNAMODB_OUTBOX_TABLE")
         assertError(["CONFIG_FILE": empty, "SESSION_STORE": "dynamodb", "AWS_REGION": "eu central"], variable: "AWS_REGION")
         assertError(["CONFIG_FILE": empty, "SESSION_STORE": "dynamodb", "AWS_DEFAULT_REGION": "EU/1"], variable: "AWS_DEFAULT_REGION")
     }

@@ -8,7 +8,7 @@ import XCTest
 /// `DynamoDBRestoreOutbox`.
 final class DynamoDBRestoreTests: RestoreTests {
     /// This test's table names, fixed at its first use so a restart finds the same tables.
-    private var tables: (sessions: String, outbox: String)?
+    private var tables: (sessions: String, links: String, outbox: String)?
 
     private func endpoint() throws -> String {
         let env = ProcessInfo.processInfo.environment
@@ -19,17 +19,18 @@ final class DynamoDBRestoreTests: RestoreTests {
         return endpoint
     }
 
-    private func names() -> (sessions: String, outbox: String) {
+    private func names() -> (sessions: String, links: String, outbox: String) {
         if let tables { return tables }
         let id = UUID().uuidString.prefix(12)
-        tables = ("rs-\(id)", "ro-\(id)")
+        tables = ("rs-\(id)", "rl-\(id)", "ro-\(id)")
         return tables!
     }
 
     override func storeEnvironment() throws -> [String: String] {
         [
             "SESSION_STORE": "dynamodb", "AWS_ENDPOINT_URL_DYNAMODB": try endpoint(), "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test", "DYNAMODB_TABLE": names().sessions, "DYNAMODB_OUTBOX_TABLE": names().outbox,
+            "AWS_SECRET_ACCESS_KEY": "test", "DYNAMODB_TABLE": names().sessions, "DYNAMODB_LINKS_TABLE": names().links,
+            "DYNAMODB_OUTBOX_TABLE": names().outbox,
             "DYNAMODB_CREATE_TABLE": "true",
         ]
     }

@@ -13,14 +13,14 @@ final class DynamoDBRestoreOutboxTests: RestoreOutboxTests {
         if let table { return DynamoDBRestoreOutbox(client: Moto.client(endpoint), table: table, protector: protector) }
         let queue = DynamoDBRestoreOutbox(client: Moto.client(endpoint), table: "o-\(UUID().uuidString.prefix(12))", protector: protector)
         try queue.createTableIfMissing()
-        table = queue.table
+        table = queue.table.name
         return queue
     }
 
     /// Every item of the table, as DynamoDB answers a Scan.
     override func storedText() throws -> String {
         let queue = try makeQueue() as! DynamoDBRestoreOutbox
-        let answer = try queue.client.call("Scan", Array(#"{"TableName":"\#(queue.table)"}"#.utf8))
+        let answer = try queue.table.client.call("Scan", Array(#"{"TableName":"\#(queue.table.name)"}"#.utf8))
         var w = JSONWriter(capacity: 1024)
         w.value(answer)
         return String(decoding: w.bytes, as: UTF8.self)
@@ -29,7 +29,7 @@ final class DynamoDBRestoreOutboxTests: RestoreOutboxTests {
     func testCreateTable_dueIndexAndTTLOnExpiresAt_idempotent() throws {
         let queue = try makeQueue() as! DynamoDBRestoreOutbox
         XCTAssertNoThrow(try queue.createTableIfMissing())
-        let described = try queue.client.call("DescribeTable", Array(#"{"TableName":"\#(queue.table)"}"#.utf8))
+        let described = try queue.table.client.call("DescribeTable", Array(#"{"TableName":"\#(queue.table.name)"}"#.utf8))
         guard case .array(let indexes)? = described["Table"]?["GlobalSecondaryIndexes"], let index = indexes.first else {
             return XCTFail("no index: \(described)")
         }
@@ -37,7 +37,7 @@ final class DynamoDBRestoreOutboxTests: RestoreOutboxTests {
         guard case .array(let keys)? = index["KeySchema"], keys.count == 2 else { return XCTFail("\(index)") }
         XCTAssertEqual(keys[0]["AttributeName"], .string("Shard"))
         XCTAssertEqual(keys[1]["AttributeName"], .string("NextAttemptMs"))
-        let ttl = try queue.client.call("DescribeTimeToLive", Array(#"{"TableName":"\#(queue.table)"}"#.utf8))
+        let ttl = try queue.table.client.call("DescribeTimeToLive", Array(#"{"TableName":"\#(queue.table.name)"}"#.utf8))
         XCTAssertEqual(ttl["TimeToLiveDescription"]?["AttributeName"], .string("ExpiresAt"))
         XCTAssertEqual(ttl["TimeToLiveDescription"]?["TimeToLiveStatus"], .string("ENABLED"))
     }
@@ -46,8 +46,8 @@ final class DynamoDBRestoreOutboxTests: RestoreOutboxTests {
     func testItemLayout() throws {
         let queue = try makeQueue() as! DynamoDBRestoreOutbox
         try enqueue(queue, target(), ttlMs: 1_500)
-        let answer = try queue.client.call(
-            "GetItem", Array(#"{"TableName":"\#(queue.table)","Key":{"ConversationId":{"S":"c1"},"SessionKey":{"S":"wa-1"}}}"#.utf8))
+        let answer = try queue.table.client.call(
+            "GetItem", Array(#"{"TableName":"\#(queue.table.name)","Key":{"ConversationId":{"S":"c1"},"SessionKey":{"S":"wa-1"}}}"#.utf8))
         let item = try AttributeValue.map(try XCTUnwrap(answer["Item"]))
         XCTAssertEqual(item["ExpiresAtMs"], .int(now + 1_500))
         XCTAssertEqual(item["ExpiresAt"], .int(now / 1000 + 2))
@@ -62,16 +62,16 @@ final class DynamoDBRestoreOutboxTests: RestoreOutboxTests {
     /// UpdateItem (the lease) and one DeleteItem (done) on top of that poll.
     func testRequestsPerPollAndPerDelivery() throws {
         let queue = try makeQueue() as! DynamoDBRestoreOutbox
-        var before = queue.client.requestCounts
+        var before = queue.table.client.requestCounts
         XCTAssertNil(try queue.claimNext(nowMs: now, leaseMs: 5_000, owner: "b"))
-        XCTAssertEqual(queue.client.requestCounts, before.merging(["Query": DynamoDBRestoreOutbox.shardCount]) { $0 + $1 })
+        XCTAssertEqual(queue.table.client.requestCounts, before.merging(["Query": DynamoDBRestoreOutbox.shardCount]) { $0 + $1 })
         let first = try XCTUnwrap(try enqueue(queue, target(), leaseMs: 0))
         XCTAssertEqual(first.owner, "a")
-        before = queue.client.requestCounts
+        before = queue.table.client.requestCounts
         let claim = try XCTUnwrap(try queue.claimNext(nowMs: now + 10_000, leaseMs: 5_000, owner: "b"))
         try queue.complete(claim, nowMs: now + 10_001)
         XCTAssertEqual(
-            queue.client.requestCounts,
+            queue.table.client.requestCounts,
             before.merging(["Query": DynamoDBRestoreOutbox.shardCount, "UpdateItem": 1, "DeleteItem": 1]) { $0 + $1 })
     }
 

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DialogWire
 import Primitives
 
@@ -30,8 +27,7 @@ import Primitives
 /// another holder's lease. Enqueue is a consistent read plus a PutItem conditional on the
 /// item's `Seq` (bumped by every write) or on its absence, retried when it loses.
 public final class DynamoDBRestoreOutbox: RestoreQueue {
-    public let client: DynamoDBClient
-    public let table: String
+    public let table: DynamoDBTable
     private let ids: OutboxIds
     /// Due entries read from the index and not tried yet, and when (ms) they were read.
     private let candidates = Locked<(readAtMs: Int64, keys: [EntryKey])>((0, []))
@@ -49,9 +45,17 @@ public final class DynamoDBRestoreOutbox: RestoreQueue {
     /// Enqueue's read-then-write attempts against concurrent writers of the same entry.
     static let maxEnqueueAttempts = 8
 
+    /// The table's keys, `DueIndex` and TTL (README "Outbox on DynamoDB").
+    public static var schema: DynamoDBTable.Schema {
+        var schema = DynamoDBTable.Schema(hashKey: ("ConversationId", "S"), rangeKey: ("SessionKey", "S"))
+        schema.indexes = [
+            .init(name: dueIndex, hashKey: ("Shard", "N"), rangeKey: ("NextAttemptMs", "N"), included: ["CreatedAtMs", "ExpiresAtMs"])
+        ]
+        return schema
+    }
+
     public init(client: DynamoDBClient, table: String, protector: (any FieldProtector)? = nil) {
-        self.client = client
-        self.table = table
+        self.table = DynamoDBTable(client: client, name: table)
         ids = OutboxIds(protector: protector)
     }
 
@@ -127,36 +131,21 @@ public final class DynamoDBRestoreOutbox: RestoreQueue {
         _ operation: String, expressions: [String: String], values: [String: AttributeValue] = [:],
         _ build: (inout JSONWriter) -> Void = { _ in }
     ) throws(DynamoDBError) -> JSONValue {
-        var w = JSONWriter(capacity: 512)
-        w.beginObject()
-        w.key("TableName"); w.value(table)
-        for (name, expression) in expressions.sorted(by: { $0.key < $1.key }) {
-            w.key(name); w.value(expression)
-        }
-        let used = Self.names.filter { placeholder, _ in expressions.values.contains { $0.contains(placeholder) } }
-        if !used.isEmpty {
-            w.key("ExpressionAttributeNames")
-            w.beginObject()
-            for (placeholder, name) in used { w.key(placeholder); w.value(name) }
-            w.endObject()
-        }
-        if !values.isEmpty {
-            w.key("ExpressionAttributeValues"); AttributeValue.writeMap(values, to: &w)
-        }
-        build(&w)
-        w.endObject()
-        return try client.call(operation, w.bytes)
-    }
-
-    private func map(_ error: DynamoDBError, _ operation: String) -> StoreError {
-        if error.isAuthFailure { return .authFailed("outbox \(operation) on \(table): \(error)") }
-        switch error.code {
-        case DynamoDBError.resourceNotFound:
-            return .unavailable("outbox table \(table) not found (\(operation)); create it or set DYNAMODB_CREATE_TABLE=true")
-        case DynamoDBError.validation:
-            return .invalidRequest("outbox \(operation) on \(table) rejected: \(error.message)")
-        default:
-            return .unavailable("outbox \(operation) on \(table): \(error)")
+        try table.send(operation) { w in
+            for (name, expression) in expressions.sorted(by: { $0.key < $1.key }) {
+                w.key(name); w.value(expression)
+            }
+            let used = Self.names.filter { placeholder, _ in expressions.values.contains { $0.contains(placeholder) } }
+            if !used.isEmpty {
+                w.key("ExpressionAttributeNames")
+                w.beginObject()
+                for (placeholder, name) in used { w.key(placeholder); w.value(name) }
+                w.endObject()
+            }
+            if !values.isEmpty {
+                w.key("ExpressionAttributeValues"); AttributeValue.writeMap(values, to: &w)
+            }
+            build(&w)
         }
     }
 
@@ -165,20 +154,21 @@ public final class DynamoDBRestoreOutbox: RestoreQueue {
         _ operation: String, expressions: [String: String], values: [String: AttributeValue] = [:],
         _ build: (inout JSONWriter) -> Void = { _ in }
     ) throws(StoreError) -> JSONValue {
-        do { return try call(operation, expressions: expressions, values: values, build) } catch { throw map(error, operation) }
+        do { return try call(operation, expressions: expressions, values: values, build) } catch { throw table.map(error, operation) }
     }
 
     private static func writeKey(_ key: EntryKey, to w: inout JSONWriter) {
         w.key("Key"); AttributeValue.writeMap(["ConversationId": .s(key.conversationId), "SessionKey": .s(key.sessionKey)], to: &w)
     }
 
+    /// The entry in a GetItem's `Item` or an UpdateItem's `Attributes`.
     private func decode(_ json: JSONValue?, _ operation: String) throws(StoreError) -> Entry? {
         guard let json else { return nil }
         do {
             guard let entry = Entry(try AttributeValue.map(json)) else { throw AttributeValue.DecodingError(message: "no key attributes") }
             return entry
         } catch {
-            throw .invalidRequest("unreadable outbox item from \(table) (\(operation)): \(error)")
+            throw .invalidRequest("unreadable outbox item from \(table.name) (\(operation)): \(error)")
         }
     }
 
@@ -193,13 +183,7 @@ public final class DynamoDBRestoreOutbox: RestoreQueue {
                 build(&w)
                 if let startKey { w.key("ExclusiveStartKey"); w.value(startKey) }
             }
-            if case .array(let list)? = answer["Items"] {
-                for element in list {
-                    do { out.append(try AttributeValue.map(element)) } catch {
-                        throw .invalidRequest("unreadable outbox item from \(table): \(error)")
-                    }
-                }
-            }
+            out += try table.items(answer)
             startKey = answer["LastEvaluatedKey"]
             if startKey == nil { break }
         }
@@ -263,12 +247,12 @@ public final class DynamoDBRestoreOutbox: RestoreQueue {
                 // and enqueueing again on top of it is what a caller's retry would do.
                 continue
             } catch {
-                throw map(error, "PutItem")
+                throw table.map(error, "PutItem")
             }
             guard entry.leaseOwner == owner else { return nil }
             return claim(entry, target: target)
         }
-        throw .unavailable("outbox enqueue on \(table) lost \(Self.maxEnqueueAttempts) times to concurrent writers")
+        throw .unavailable("outbox enqueue on \(table.name) lost \(Self.maxEnqueueAttempts) times to concurrent writers")
     }
 
     public func claimNext(nowMs: Int64, leaseMs: Int64, owner: String) throws(StoreError) -> RestoreClaim? {
@@ -307,7 +291,7 @@ public final class DynamoDBRestoreOutbox: RestoreQueue {
                 if lost >= Self.maxLostClaims { return nil }
                 continue
             } catch {
-                throw map(error, "UpdateItem")
+                throw table.map(error, "UpdateItem")
             }
             let entry = try decode(answer["Attributes"], "UpdateItem")
             guard let entry else { continue }
@@ -353,7 +337,7 @@ public final class DynamoDBRestoreOutbox: RestoreQueue {
             // Queued again while we sent: release it, due now, so the newer version goes out.
             try release(claim, nextAttemptMs: nowMs, countAttempt: false)
         } catch {
-            throw map(error, "DeleteItem")
+            throw table.map(error, "DeleteItem")
         }
     }
 
@@ -379,7 +363,7 @@ public final class DynamoDBRestoreOutbox: RestoreQueue {
         } catch where error.isConditionFailure {
             // No longer ours (another holder after our lease ran out) or gone (erased): nothing to do.
         } catch {
-            throw map(error, "UpdateItem")
+            throw table.map(error, "UpdateItem")
         }
     }
 
@@ -404,7 +388,7 @@ public final class DynamoDBRestoreOutbox: RestoreQueue {
                 if answer["Attributes"] != nil { removed += 1 }
             }
         }
-        throw .unavailable("erasing the queued restores of \(conversationId) from \(table) did not finish")
+        throw .unavailable("erasing the queued restores of \(conversationId) from \(table.name) did not finish")
     }
 
     /// Reads the whole index (every shard, paged): cost grows with the queue's depth, which
@@ -429,87 +413,25 @@ public final class DynamoDBRestoreOutbox: RestoreQueue {
 
     // MARK: table
 
+    /// The table is active and has `DueIndex` (a table made by hand without it fails every poll).
     public func checkReady() throws(StoreError) {
-        let answer = try request("DescribeTable", expressions: [:])
+        let answer = try table.request("DescribeTable") { _ in }
         guard case .string(let status)? = answer["Table"]?["TableStatus"], status == "ACTIVE" || status == "UPDATING" else {
-            throw .unavailable("outbox table \(table) is not active")
+            throw .unavailable("table \(table.name) is not active")
         }
         guard case .array(let indexes)? = answer["Table"]?["GlobalSecondaryIndexes"],
             indexes.contains(where: { $0["IndexName"] == .string(Self.dueIndex) })
         else {
-            throw .invalidRequest("outbox table \(table) has no index \(Self.dueIndex) (see README \"Outbox on DynamoDB\")")
+            throw .invalidRequest("outbox table \(table.name) has no index \(Self.dueIndex) (see README \"Outbox on DynamoDB\")")
         }
     }
 
     /// Creates the table with `DueIndex` (on-demand capacity) if it is missing, waits until
-    /// it is active, and turns TTL on for `ExpiresAt`. Safe to run from several replicas at once.
+    /// it is active, and turns TTL on for `ExpiresAt`; then checks the index is there. Safe
+    /// to run from several replicas at once.
     public func createTableIfMissing(waitSeconds: Int = 60) throws(StoreError) {
-        do {
-            try checkReady()
-        } catch {
-            if case .invalidRequest = error { throw error }
-            try create()
-            var waited = 0
-            while true {
-                do {
-                    try checkReady()
-                    break
-                } catch {
-                    waited += 1
-                    if waited > waitSeconds * 4 { throw .unavailable("outbox table \(table) did not become active in \(waitSeconds) s") }
-                    usleep(250_000)
-                }
-            }
-        }
-        let ttl = try request("DescribeTimeToLive", expressions: [:])
-        if case .string(let status)? = ttl["TimeToLiveDescription"]?["TimeToLiveStatus"], status == "ENABLED" || status == "ENABLING" {
-            return
-        }
-        _ = try request("UpdateTimeToLive", expressions: [:]) { w in
-            w.key("TimeToLiveSpecification")
-            w.beginObject()
-            w.key("Enabled"); w.value(true)
-            w.key("AttributeName"); w.value("ExpiresAt")
-            w.endObject()
-        }
-    }
-
-    private func create() throws(StoreError) {
-        func keySchema(_ w: inout JSONWriter, _ keys: [(String, String)]) {
-            w.beginArray()
-            for (name, type) in keys {
-                w.beginObject(); w.key("AttributeName"); w.value(name); w.key("KeyType"); w.value(type); w.endObject()
-            }
-            w.endArray()
-        }
-        do {
-            _ = try call("CreateTable", expressions: [:]) { w in
-                w.key("BillingMode"); w.value("PAY_PER_REQUEST")
-                w.key("AttributeDefinitions")
-                w.beginArray()
-                for (name, type) in [("ConversationId", "S"), ("SessionKey", "S"), ("Shard", "N"), ("NextAttemptMs", "N")] {
-                    w.beginObject(); w.key("AttributeName"); w.value(name); w.key("AttributeType"); w.value(type); w.endObject()
-                }
-                w.endArray()
-                w.key("KeySchema"); keySchema(&w, [("ConversationId", "HASH"), ("SessionKey", "RANGE")])
-                w.key("GlobalSecondaryIndexes")
-                w.beginArray()
-                w.beginObject()
-                w.key("IndexName"); w.value(Self.dueIndex)
-                w.key("KeySchema"); keySchema(&w, [("Shard", "HASH"), ("NextAttemptMs", "RANGE")])
-                w.key("Projection")
-                w.beginObject()
-                w.key("ProjectionType"); w.value("INCLUDE")
-                w.key("NonKeyAttributes"); w.beginArray(); w.value("CreatedAtMs"); w.value("ExpiresAtMs"); w.endArray()
-                w.endObject()
-                w.endObject()
-                w.endArray()
-            }
-        } catch where error.code == "ResourceInUseException" {
-            // Another replica created it first.
-        } catch {
-            throw map(error, "CreateTable")
-        }
+        try table.createIfMissing(Self.schema, waitSeconds: waitSeconds)
+        try checkReady()
     }
 }
 
