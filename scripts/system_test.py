@@ -287,6 +287,12 @@ def scenario_replicas_sqlite():
     return replicas(lambda wd: {"SQLITE_PATH": os.path.join(wd, "shared.sqlite"), "SQLITE_BUSY_TIMEOUT_MS": "5000"}, "sqlite")
 
 
+def scenario_replicas_sqlite_cached():
+    """The same with SNAPSHOT_CACHE_ENTRIES on: every replica's cache is stale most of the time."""
+    return replicas(lambda wd: {"SQLITE_PATH": os.path.join(wd, "shared.sqlite"), "SQLITE_BUSY_TIMEOUT_MS": "5000",
+                                "SNAPSHOT_CACHE_ENTRIES": "1000"}, "sqlite, snapshot cache on")
+
+
 def scenario_replicas_dynamodb():
     if not ARGS.moto_endpoint:
         raise SkipScenario("no --moto-endpoint")
@@ -1226,7 +1232,10 @@ def scenario_identity_race_dynamodb():
     if not ARGS.moto_endpoint:
         raise SkipScenario("no --moto-endpoint")
     table = "sys-" + uuid.uuid4().hex[:8]
-    return identity_race(lambda wd: dict(dynamo_env(table), DYNAMODB_LINKS_TABLE=table + "-links"), "dynamodb")
+    # Two events a thread: the race is on the first ones. 48 writers on one conversation through
+    # moto (one request at a time) are slow enough that more events only test moto's patience.
+    return identity_race(lambda wd: dict(dynamo_env(table), DYNAMODB_LINKS_TABLE=table + "-links"), "dynamodb",
+                         per_thread=2)
 
 
 def scenario_identity_switch_restore():
@@ -1266,6 +1275,7 @@ class SkipScenario(Exception):
 
 SCENARIOS = [
     ("replicas_sqlite", scenario_replicas_sqlite),
+    ("replicas_sqlite_cached", scenario_replicas_sqlite_cached),
     ("replicas_dynamodb", scenario_replicas_dynamodb),
     ("duplicates", scenario_duplicates),
     ("crash", scenario_crash),

@@ -76,6 +76,7 @@ public final class ServiceApp: Sendable {
         limits.maxIdLength = configuration.maxIdLength
         limits.maxSnapshotBytes = configuration.maxSnapshotBytes
         limits.writeMaxAttempts = configuration.writeMaxAttempts
+        limits.snapshotCacheEntries = configuration.snapshotCacheEntries
         limits.sessionTTLSeconds = configuration.sessionTTLSeconds
         var restorer: Restorer?
         if let base = configuration.cognigyBaseURL {
@@ -110,6 +111,7 @@ public final class ServiceApp: Sendable {
         }
         var linkLimits = LinkResolver.Limits()
         linkLimits.sessionTTLSeconds = configuration.sessionTTLSeconds
+        linkLimits.knownLinkEntries = configuration.snapshotCacheEntries
         let linker = LinkResolver(
             links: links, store: store, hasher: LinkHasher(key: configuration.identityHashKey.map { Array($0.utf8) }),
             limits: linkLimits, logger: logger)
