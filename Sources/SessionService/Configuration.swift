@@ -74,7 +74,9 @@ public struct ServiceConfiguration: Sendable {
         .init(name: "COGNIGY_SCOPE", defaultValue: nil, help: "OAuth2 scope", secret: false),
         .init(name: "COGNIGY_CONTEXT_KEY", defaultValue: nil, help: "nest restored values under this context key", secret: false),
         .init(name: "RESTORE_INLINE_TIMEOUT_MS", defaultValue: "3000", help: "time a webhook waits for a restore before queueing it", secret: false),
-        .init(name: "OUTBOX_PATH", defaultValue: "./data/outbox.sqlite", help: "durable queue of restores still to deliver", secret: false),
+        .init(name: "OUTBOX_STORE", defaultValue: nil, help: "where queued restores live: sqlite (OUTBOX_PATH, this host) or dynamodb (DYNAMODB_OUTBOX_TABLE, any replica delivers); default: SESSION_STORE", secret: false),
+        .init(name: "OUTBOX_PATH", defaultValue: "./data/outbox.sqlite", help: "SQLite outbox: durable queue of restores still to deliver", secret: false),
+        .init(name: "DYNAMODB_OUTBOX_TABLE", defaultValue: "CognigySessionOutbox", help: "DynamoDB outbox table (keys ConversationId + SessionKey, index DueIndex, TTL on ExpiresAt)", secret: false),
         .init(name: "RESTORE_TTL_SECONDS", defaultValue: "3600", help: "a queued restore not delivered this long is dropped; any value >= 1", secret: false),
         .init(name: "ENCRYPTION_KEYS", defaultValue: nil, help: "PII encryption at rest: comma list of keyId:base64(32 bytes); the first encrypts, all decrypt (new keys: --generate-key ID)", secret: true),
         .init(name: "AWS_ENDPOINT_URL_KMS", defaultValue: nil, help: "KMS endpoint override (for keyId:kms:<blob> entries of ENCRYPTION_KEYS)", secret: false),
@@ -134,7 +136,10 @@ public struct ServiceConfiguration: Sendable {
     public var cognigyScope: String?
     public var cognigyContextKey: String?
     public var restoreInlineTimeoutMs = 3000
+    /// `OUTBOX_STORE`: follows `store` unless set.
+    public var outboxStore: StoreKind = .sqlite
     public var outboxPath = "./data/outbox.sqlite"
+    public var dynamoOutboxTable = "CognigySessionOutbox"
     public var restoreTTLSeconds: Int64 = 3600
     public var accessLog = true
     /// `ENCRYPTION_KEYS`, parsed (empty: encryption off).
@@ -210,6 +215,13 @@ public struct ServiceConfiguration: Sendable {
         c.dynamoDeadlineMs = try p.int("DYNAMODB_DEADLINE_MS", 50...120_000)
         c.dynamoMaxAttempts = try p.int("DYNAMODB_MAX_ATTEMPTS", 1...20)
         c.awsRegion = p.optional("AWS_REGION") ?? p.optional("AWS_DEFAULT_REGION") ?? "us-east-1"
+        // SigV4 puts the region in the credential scope and the default endpoint's host name.
+        let regionIsName = c.awsRegion.utf8.allSatisfy { $0 == UInt8(ascii: "-") || (48...57).contains($0) || (97...122).contains($0) }
+        if c.store == .dynamodb, !regionIsName {
+            throw ConfigError(
+                variable: p.optional("AWS_REGION") != nil ? "AWS_REGION" : "AWS_DEFAULT_REGION",
+                message: "must be an AWS region name such as eu-central-1 (lower-case letters, digits and '-'; got '\(c.awsRegion)')")
+        }
         let serviceEndpoint = try p.url("AWS_ENDPOINT_URL_DYNAMODB")
         let globalEndpoint = try p.url("AWS_ENDPOINT_URL")
         c.dynamoEndpoint = serviceEndpoint ?? globalEndpoint
@@ -227,6 +239,26 @@ public struct ServiceConfiguration: Sendable {
         c.cognigyContextKey = p.optional("COGNIGY_CONTEXT_KEY")
         c.restoreInlineTimeoutMs = try p.int("RESTORE_INLINE_TIMEOUT_MS", 0...60_000)
         c.outboxPath = try p.string("OUTBOX_PATH", nonEmpty: true)
+        c.dynamoOutboxTable = try p.string("DYNAMODB_OUTBOX_TABLE", nonEmpty: true)
+        guard c.dynamoOutboxTable != c.dynamoTable, c.dynamoOutboxTable != c.dynamoLinksTable else {
+            throw ConfigError(variable: "DYNAMODB_OUTBOX_TABLE", message: "must differ from DYNAMODB_TABLE and DYNAMODB_LINKS_TABLE")
+        }
+        if let outbox = p.optional("OUTBOX_STORE") {
+            guard let kind = StoreKind(rawValue: outbox.lowercased()) else {
+                throw ConfigError(variable: "OUTBOX_STORE", message: "must be sqlite or dynamodb (got '\(outbox)')")
+            }
+            c.outboxStore = kind
+        } else {
+            c.outboxStore = c.store
+        }
+        // The replica that delivers a queued restore reads the conversation from its own
+        // session store: with a shared outbox over per-host SQLite stores, a replica on
+        // another host would find nothing and drop the restore.
+        if c.outboxStore == .dynamodb, c.store != .dynamodb {
+            throw ConfigError(
+                variable: "OUTBOX_STORE",
+                message: "dynamodb needs SESSION_STORE=dynamodb (the replica that delivers a restore reads the conversation from its own store)")
+        }
         c.restoreTTLSeconds = Int64(try p.int("RESTORE_TTL_SECONDS", 1...(100 * 365 * 86400)))
         c.accessLog = try p.bool("ACCESS_LOG")
         if let keys = p.optional("ENCRYPTION_KEYS") {
