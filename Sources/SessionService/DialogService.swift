@@ -109,7 +109,7 @@ public final class DialogService: Sendable {
     ) {
         self.store = store
         self.linker = linker
-        self.latestCache = LRUCache(capacity: limits.snapshotCacheEntries)
+        self.latestCache = linker.latestCache ?? LRUCache(capacity: limits.snapshotCacheEntries)
         self.restorer = restorer
         self.limits = limits
         self.logger = logger

@@ -113,8 +113,8 @@ public final class ServiceApp: Sendable {
         linkLimits.sessionTTLSeconds = configuration.sessionTTLSeconds
         linkLimits.knownLinkEntries = configuration.snapshotCacheEntries
         let linker = LinkResolver(
-            links: links, store: store, hasher: LinkHasher(key: configuration.identityHashKey.map { Array($0.utf8) }),
-            limits: linkLimits, logger: logger)
+            links: InstrumentedLinkStore(links, kind: configuration.store.rawValue, metrics: metrics), store: store, hasher: LinkHasher(key: configuration.identityHashKey.map { Array($0.utf8) }),
+            limits: linkLimits, logger: logger, latestCache: LRUCache(capacity: configuration.snapshotCacheEntries))
         service = DialogService(store: store, linker: linker, limits: limits, logger: logger, restorer: restorer)
         let serverBox = Locked<HTTPServer?>(nil)
         let service = self.service

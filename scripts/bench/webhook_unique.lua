@@ -15,6 +15,16 @@ function setup(thread)
    table.insert(threads, thread)
 end
 
+-- A random prefix per run and thread: event ids stay unique across runs against one
+-- service (a warm-up, then the measurement), which would otherwise answer "duplicate".
+local run_id = ""
+do
+   local f = io.open("/dev/urandom", "rb")
+   local bytes = f:read(6)
+   f:close()
+   for i = 1, #bytes do run_id = run_id .. string.format("%02x", bytes:byte(i)) end
+end
+
 local cursor = 0
 local counter = 0
 local headers = { ["Content-Type"] = "application/json" }
@@ -29,7 +39,7 @@ function request()
    counter = counter + 1
    local body = string.format(
       '{"conversationId":"conv-%d","channel":"web-chat","intent":"book_flight",' ..
-      '"slots":{"origin":"JFK","destination":"LHR"},"timestamp":%d,"eventId":"t%d-%d"}',
-      cursor - 1, 1718409600 + cursor - 1, thread_index or 0, counter)
+      '"slots":{"origin":"JFK","destination":"LHR"},"timestamp":%d,"eventId":"%s-%d-%d"}',
+      cursor - 1, 1718409600 + cursor - 1, run_id, thread_index or 0, counter)
    return wrk.format("POST", nil, headers, body)
 end

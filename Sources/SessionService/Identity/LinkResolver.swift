@@ -49,11 +49,18 @@ public final class LinkResolver: Sendable {
     let logger: Logger
     private let clockMs: @Sendable () -> Int64
     let known: LRUCache<String, KnownLink>
+    /// The service's snapshot cache (shared): a conversation this process wrote or read
+    /// recently, and that has not expired, is live without a store read. A stale entry
+    /// (erased elsewhere) only sends the event to a conversation whose write then
+    /// conflicts and starts afresh; its links were erased with it.
+    let latestCache: LRUCache<String, StoredVersion>?
 
     public init(
         links: any LinkStore, store: any SessionStore, hasher: LinkHasher, limits: Limits, logger: Logger,
+        latestCache: LRUCache<String, StoredVersion>? = nil,
         clockMs: @escaping @Sendable () -> Int64 = DialogService.wallClockMs
     ) {
+        self.latestCache = latestCache
         self.links = links
         self.store = store
         self.hasher = hasher
@@ -95,6 +102,7 @@ public final class LinkResolver: Sendable {
     func isLive(_ link: StoredLink, nowMs: Int64) throws(StoreError) -> Bool {
         if link.isExpired(nowSeconds: nowMs / 1000) { return false }
         if nowMs - link.createdAt < limits.pendingGraceMs { return true }
+        if let cached = latestCache?.get(link.conversationId), !cached.isExpired(nowSeconds: nowMs / 1000) { return true }
         guard let latest = try store.latest(link.conversationId) else { return false }
         return !latest.isExpired(nowSeconds: nowMs / 1000)
     }
