@@ -14,6 +14,8 @@ let package = Package(
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         .systemLibrary(name: "CCurl", path: "Sources/CCurl"),
         .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // Linux epoll from glibc, behind typed shims (the idle-connection loop).
+        .systemLibrary(name: "CEpoll", path: "Sources/CEpoll"),
 
         // The POSIX primitives every layer shares: a pthread-mutex lock (visible to
         // ThreadSanitizer), detached threads, and the monotonic clock.
@@ -30,7 +32,7 @@ let package = Package(
         .target(name: "DialogWire", path: "Sources/DialogWire"),
         // Sockets, HTTP/1.1 framing and routing (JSON error bodies and percent-decoding
         // come from DialogWire, which is pure).
-        .target(name: "HTTPServer", dependencies: ["Primitives", "DialogWire"], path: "Sources/HTTPServer"),
+        .target(name: "HTTPServer", dependencies: ["Primitives", "DialogWire", "CEpoll"], path: "Sources/HTTPServer"),
         // Outgoing HTTP over libcurl (TLS, connection reuse, SigV4), shared by DynamoDB and Cognigy.
         .target(name: "HTTPClient", dependencies: ["CCurl", "Primitives"], path: "Sources/HTTPClient"),
         // AWS credentials as the SDKs find them (environment, web identity, container,

@@ -3,23 +3,39 @@ import Glibc
 #endif
 import Primitives
 
-/// One client connection, served on its own thread: read a head, read the body, call the
+/// One client connection, served on a worker thread: read a head, read the body, call the
 /// handler, write the response, repeat while keep-alive holds. Every wait has a deadline,
 /// and idle waits also watch the server's wake pipe so shutdown closes idle connections.
+/// A keep-alive connection with no next request within `idleHandoffDelayMs` ends the loop
+/// with `.park`: the worker hands it to the idle loop (`IdleConnections`) and is free.
 struct Connection {
     private let fd: Int32
     private let server: HTTPServer
     private let config: HTTPServerConfiguration
     private var buffer: [UInt8] = []
     private var readChunk: [UInt8]
-    private let peerIsLoopback: Bool
+    let peerIsLoopback: Bool
+    private var firstRequest: Bool
 
-    init(fd: Int32, server: HTTPServer) {
+    /// What the caller does with the socket once `run` returns.
+    enum Outcome: Equatable {
+        /// Shut down and close it.
+        case close
+        /// Idle between requests, nothing buffered: park it until readable or `deadline`
+        /// (monotonic ms, the end of its idle timeout).
+        case park(deadline: Int64)
+    }
+
+    /// - Parameters:
+    ///   - peerIsLoopback: known when a parked connection comes back; looked up otherwise.
+    ///   - firstRequest: false when a parked keep-alive connection comes back.
+    init(fd: Int32, server: HTTPServer, peerIsLoopback: Bool? = nil, firstRequest: Bool = true) {
         self.fd = fd
         self.server = server
         self.config = server.configuration
         self.readChunk = [UInt8](repeating: 0, count: 16 * 1024)
-        self.peerIsLoopback = Sockets.peerIsLoopback(fd)
+        self.peerIsLoopback = peerIsLoopback ?? Sockets.peerIsLoopback(fd)
+        self.firstRequest = firstRequest
         buffer.reserveCapacity(16 * 1024)
     }
 
@@ -43,8 +59,7 @@ struct Connection {
         }
     }
 
-    mutating func run() {
-        var firstRequest = true
+    mutating func run() -> Outcome {
         while true {
             // 1. The head. An empty buffer means the connection is idle between requests.
             var scanner = HeadScanner()
@@ -61,21 +76,27 @@ struct Connection {
                         break scan
                     }
                 } catch {
-                    return fail(error)
+                    fail(error); return .close
                 }
                 // Draining: idle keep-alive connections close, but a new connection's first
                 // request is still read and answered (with Connection: close).
-                if server.isStopping && !started && !firstRequest { return }
-                switch fill(deadline: headDeadline, watchShutdown: !started && !firstRequest) {
+                let idle = !started && !firstRequest
+                if server.isStopping && idle { return .close }
+                // Idle between requests: wait briefly on this thread (a busy client's next
+                // request usually comes within it, and then costs no hand-off), then park.
+                let handoff = monotonicMs() + Int64(config.idleHandoffDelayMs)
+                let waitUntil = idle ? min(headDeadline, handoff) : headDeadline
+                switch fill(deadline: waitUntil, watchShutdown: idle) {
                 case .data:
                     if !started {
                         started = true
                         headDeadline = monotonicMs() + Int64(config.headerTimeoutMs)
                     }
-                case .closed, .woken: return
+                case .closed, .woken: return .close
                 case .timedOut:
-                    if started { return failTimeout() }
-                    return
+                    if started { failTimeout(); return .close }
+                    if idle, waitUntil < headDeadline { return .park(deadline: headDeadline) }
+                    return .close
                 }
             }
             firstRequest = false
@@ -85,7 +106,7 @@ struct Connection {
             do {
                 head = try HTTPHeadParser.parse(buffer[scanner.headStart..<headEnd], limits: config)
             } catch {
-                return fail(error)
+                fail(error); return .close
             }
             head.peerIsLoopback = peerIsLoopback
 
@@ -93,7 +114,7 @@ struct Connection {
             //    any body is read; then the connection closes, its body unread.
             if head.framing != .none, let early = server.handler.preflight(head) {
                 _ = Sockets.sendAll(fd, server.serialize(early, keepAlive: false, version: head.version, headRequest: false))
-                return lingerClose()
+                lingerClose(); return .close
             }
 
             // 4. The body, within the process-wide budget of buffered body bytes.
@@ -106,38 +127,38 @@ struct Connection {
             case .none:
                 break
             case .contentLength(let length):
-                guard server.reserveBody(length) else { return failBusy() }
+                guard server.reserveBody(length) else { failBusy(); return .close }
                 reserved = length
-                if head.expectsContinue, buffer.count - bodyStart < length, !sendContinue() { return }
+                if head.expectsContinue, buffer.count - bodyStart < length, !sendContinue() { return .close }
                 while buffer.count - bodyStart < length {
                     switch fill(deadline: bodyDeadline, watchShutdown: false) {
                     case .data: continue
-                    case .timedOut: return failTimeout()
-                    case .closed, .woken: return
+                    case .timedOut: failTimeout(); return .close
+                    case .closed, .woken: return .close
                     }
                 }
                 body = Array(buffer[bodyStart..<(bodyStart + length)])
                 consumed = bodyStart + length
             case .chunked:
-                if head.expectsContinue, !sendContinue() { return }
+                if head.expectsContinue, !sendContinue() { return .close }
                 var decoder = ChunkedDecoder(limits: config)
                 var position = bodyStart
                 while true {
                     do {
                         position += try decoder.feed(buffer, from: position)
                     } catch {
-                        return fail(error)
+                        fail(error); return .close
                     }
                     let grown = decoder.body.count - reserved
                     if grown > 0 {
-                        guard server.reserveBody(grown) else { return failBusy() }
+                        guard server.reserveBody(grown) else { failBusy(); return .close }
                         reserved += grown
                     }
                     if decoder.isDone { break }
                     switch fill(deadline: bodyDeadline, watchShutdown: false) {
                     case .data: continue
-                    case .timedOut: return failTimeout()
-                    case .closed, .woken: return
+                    case .timedOut: failTimeout(); return .close
+                    case .closed, .woken: return .close
                     }
                 }
                 body = decoder.body
@@ -159,7 +180,7 @@ struct Connection {
             reserved = 0
             let keepAlive = head.keepAlive && !server.isStopping
             let bytes = server.serialize(response, keepAlive: keepAlive, version: head.version, headRequest: head.method == .HEAD)
-            guard Sockets.sendAll(fd, bytes), keepAlive else { return }
+            guard Sockets.sendAll(fd, bytes), keepAlive else { return .close }
         }
     }
 

@@ -4,14 +4,18 @@ import Glibc
 import Primitives
 import Synchronization
 
-/// An HTTP/1.1 server on POSIX sockets: one accept thread, one thread per connection
-/// (bounded by `maxConnections`), handlers called synchronously on the connection's thread.
+/// An HTTP/1.1 server on POSIX sockets: one accept thread, a pool of worker threads that
+/// serve connections (handlers called synchronously on the worker), and one epoll thread
+/// that holds idle keep-alive connections (`IdleConnections`).
 ///
-/// Why threads and not an event loop: the handler does blocking work (SQLite, and later
-/// HTTP calls to DynamoDB and Cognigy) that must not stall other connections, and on a
-/// 2-core machine a blocking thread per keep-alive connection measured faster than handing
-/// each request from a poll loop to a worker pool (see README, "Concurrency model").
-/// Stalled clients cost a parked thread each until their header timeout, not a core.
+/// Why blocking workers: the handler does blocking work (SQLite, HTTP calls to DynamoDB
+/// and Cognigy) that must not stall other connections, and on a 2-core machine a blocking
+/// thread per busy keep-alive connection measured faster than handing each request from a
+/// poll loop to a pool. Why the idle loop: a thread per *idle* connection cost 376 MB for
+/// 10,000 of them; parked in epoll they cost a registration each (README, "Concurrency
+/// model"). A worker keeps its connection for `idleHandoffDelayMs` after a response, so a
+/// busy client pays no hand-off. Stalled clients cost a parked thread each until their
+/// header timeout, not a core.
 public final class HTTPServer: Sendable {
     public let configuration: HTTPServerConfiguration
     let handler: any HTTPHandler
@@ -33,6 +37,8 @@ public final class HTTPServer: Sendable {
     private let dates = HTTPDateCache()
     private let state = Locked(State())
     private let stopping = Atomic<Bool>(false)
+    private let idle: IdleConnections
+    private let workers: WorkerPool
     private let protocolErrors = Atomic<Int>(0)
     private let rejectedConnections = Atomic<Int>(0)
 
@@ -66,6 +72,13 @@ public final class HTTPServer: Sendable {
         wakeWriteFd = fds[1]
         acceptStopFd = fds[2]
         acceptStopWriteFd = fds[3]
+        do {
+            idle = try IdleConnections(shutdownFd: fds[0])
+        } catch {
+            for fd in fds + [listenFd] { close(fd) }
+            throw error
+        }
+        workers = WorkerPool(maxIdle: configuration.maxIdleWorkers, stackBytes: configuration.threadStackBytes)
     }
 
     /// accept(2) failures other than EINTR/EAGAIN since start (each logged, then backed off).
@@ -90,7 +103,12 @@ public final class HTTPServer: Sendable {
     public var bufferedBodyByteCount: Int { bufferedBodyBytes.load(ordering: .relaxed) }
 
     public var isStopping: Bool { stopping.load(ordering: .relaxed) }
+    /// Open connections, idle ones included.
     public var activeConnections: Int { state.withLock { $0.active } }
+    /// Idle keep-alive connections held by the epoll loop (no thread each).
+    public var idleConnections: Int { idle.count }
+    /// Worker threads waiting for work.
+    public var idleWorkerThreads: Int { workers.idleWorkers }
     /// Requests answered with a framing error (400/408/413/431/…) since start.
     public var protocolErrorCount: Int { protocolErrors.load(ordering: .relaxed) }
     /// Connections refused because `maxConnections` were open.
@@ -98,13 +116,40 @@ public final class HTTPServer: Sendable {
 
     func noteProtocolError() { protocolErrors.add(1, ordering: .relaxed) }
 
-    /// Starts the accept thread.
+    /// Starts the idle loop and the accept thread.
     public func start() throws {
+        let loopStarted = spawnThread(stackBytes: configuration.threadStackBytes) { [self] in
+            idle.run(
+                onReadable: { fd, peerIsLoopback in
+                    let submitted = workers.submit { [self] in serve(fd, peerIsLoopback: peerIsLoopback, firstRequest: false) }
+                    if !submitted { closeConnection(fd) }
+                },
+                onClosed: { [self] in state.withLock { $0.active -= 1 } })
+        }
+        guard loopStarted else { throw SocketError(operation: "pthread_create", errno: errno) }
         state.withLock { $0.acceptLoopDone = false }
         guard spawnThread(stackBytes: configuration.threadStackBytes, { [self] in acceptLoop() }) else {
             state.withLock { $0.acceptLoopDone = true }
             throw SocketError(operation: "pthread_create", errno: errno)
         }
+    }
+
+    /// Runs the request loop on the calling worker; then parks the connection in the idle
+    /// loop, or closes it.
+    private func serve(_ fd: Int32, peerIsLoopback: Bool?, firstRequest: Bool) {
+        var connection = Connection(fd: fd, server: self, peerIsLoopback: peerIsLoopback, firstRequest: firstRequest)
+        if case .park(let deadline) = connection.run(),
+            idle.park(fd, peerIsLoopback: connection.peerIsLoopback, deadline: deadline)
+        {
+            return
+        }
+        closeConnection(fd)
+    }
+
+    private func closeConnection(_ fd: Int32) {
+        Glibc.shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
+        state.withLock { $0.active -= 1 }
     }
 
     private func acceptLoop() {
@@ -147,13 +192,7 @@ public final class HTTPServer: Sendable {
                 close(fd)
                 continue
             }
-            let started = spawnThread(stackBytes: configuration.threadStackBytes) { [self] in
-                var connection = Connection(fd: fd, server: self)
-                connection.run()
-                Glibc.shutdown(fd, Int32(SHUT_RDWR))
-                close(fd)
-                state.withLock { $0.active -= 1 }
-            }
+            let started = workers.submit { [self] in serve(fd, peerIsLoopback: nil, firstRequest: true) }
             if !started {
                 close(fd)
                 state.withLock { $0.active -= 1 }
@@ -162,7 +201,8 @@ public final class HTTPServer: Sendable {
     }
 
     /// Stops accepting, lets in-flight requests finish (their responses say
-    /// `Connection: close`), closes idle connections, and waits up to `drainTimeoutMs`.
+    /// `Connection: close`), closes idle connections (parked ones at once, by the idle
+    /// loop, which then ends), and waits up to `drainTimeoutMs`.
     /// - Returns: true when every connection finished in time.
     ///
     /// While draining the server still accepts: each new connection gets one request
@@ -186,6 +226,7 @@ public final class HTTPServer: Sendable {
         _ = write(acceptStopWriteFd, &byte, 1)
         while !state.withLock({ $0.acceptLoopDone }) { usleep(1_000) }
         close(listenFd)
+        workers.stop()
         return drained
     }
 

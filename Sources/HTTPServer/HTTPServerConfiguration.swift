@@ -27,13 +27,22 @@ public struct HTTPServerConfiguration: Sendable {
     public var idleTimeoutMs: Int = 60_000
     /// A response that cannot be written within this time closes the connection.
     public var writeTimeoutMs: Int = 10_000
-    /// Connections served at once; more are answered 503 and closed.
+    /// How long a keep-alive connection's thread waits for the next request before handing
+    /// the connection to the idle loop (one epoll thread) and going back to the pool. A
+    /// busy client's next request comes well within it, so hot connections stay on their
+    /// thread; an idle one then costs no thread. At least `idleTimeoutMs`: idle connections
+    /// keep a thread each (the model before the idle loop).
+    public var idleHandoffDelayMs: Int = 20
+    /// Worker threads kept waiting for the next connection or request; more exit once idle.
+    /// Busy workers are bounded by `maxConnections` (one per connection being served).
+    public var maxIdleWorkers: Int = 64
+    /// Connections open at once, idle ones included; more are answered 503 and closed.
     public var maxConnections: Int = 1024
     /// On SIGTERM/SIGINT, how long in-flight requests get to finish.
     public var drainTimeoutMs: Int = 10_000
     /// listen(2) backlog.
     public var backlog: Int = 1024
-    /// Stack size of each connection thread.
+    /// Stack size of each worker thread (and of the accept and idle-loop threads).
     public var threadStackBytes: Int = 512 * 1024
 
     public init() {}

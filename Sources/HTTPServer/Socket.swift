@@ -85,13 +85,14 @@ enum Sockets {
     enum WaitResult { case readable, timedOut, woken }
 
     /// Waits until `fd` is readable, the deadline passes, or (when given) the wake pipe fires.
-    /// Retries EINTR (a signal must not kill a connection).
+    /// A deadline already past still checks once without waiting (an idle hand-off delay of
+    /// 0 must see a request that is already there). Retries EINTR (a signal must not kill a
+    /// connection).
     static func waitReadable(_ fd: Int32, wake: Int32?, deadline: Int64) -> WaitResult {
         var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0)]
         if let wake { fds.append(pollfd(fd: wake, events: Int16(POLLIN), revents: 0)) }
         while true {
-            let remaining = deadline - monotonicMs()
-            if remaining <= 0 { return .timedOut }
+            let remaining = max(0, deadline - monotonicMs())
             let rc = poll(&fds, nfds_t(fds.count), Int32(min(remaining, Int64(Int32.max))))
             if rc < 0 {
                 if errno == EINTR { continue }

@@ -335,6 +335,138 @@ final class HTTPServerTests: XCTestCase {
         server = nil
     }
 
+    // MARK: Idle connections in the epoll loop
+
+    /// Waits until `condition` holds (polling), up to `seconds`.
+    private func eventually(_ seconds: Double = 3, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(5_000)
+        }
+        return condition()
+    }
+
+    func testConfiguration_idleLoopDefaults() {
+        let config = HTTPServerConfiguration()
+        XCTAssertEqual(config.idleHandoffDelayMs, 20)
+        XCTAssertEqual(config.maxIdleWorkers, 64)
+        XCTAssertLessThan(config.idleHandoffDelayMs, config.idleTimeoutMs, "idle connections leave their thread")
+    }
+
+    func testIdleKeepAlive_parkedThenServedAgain() throws {
+        let port = try start { $0.idleHandoffDelayMs = 10 }
+        let client = try RawHTTPClient(port: port)
+        client.send("GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try client.readResponse().text, "GET /first ")
+        XCTAssertTrue(eventually { self.server.idleConnections == 1 }, "parked in the idle loop")
+        XCTAssertEqual(server.activeConnections, 1, "still counted as open")
+        client.send("POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+        XCTAssertEqual(try client.readResponse().text, "POST /second hi")
+        XCTAssertTrue(eventually { self.server.idleConnections == 1 }, "parked again")
+        // A request split across the park: the rest of the head arrives on the worker.
+        client.send("GET /third HTTP/1.1\r\nHo")
+        usleep(50_000)
+        client.send("st: x\r\n\r\n")
+        XCTAssertEqual(try client.readResponse().text, "GET /third ")
+        XCTAssertTrue(eventually { self.server.idleWorkerThreads >= 1 }, "the worker went back to the pool")
+    }
+
+    func testIdleKeepAlive_zeroHandoffDelay_pipelinedAndSequential() throws {
+        let port = try start { $0.idleHandoffDelayMs = 0 }
+        let client = try RawHTTPClient(port: port)
+        for i in 0..<20 {
+            client.send("GET /a\(i) HTTP/1.1\r\nHost: x\r\n\r\nGET /b\(i) HTTP/1.1\r\nHost: x\r\n\r\n")
+            XCTAssertEqual(try client.readResponse().text, "GET /a\(i) ")
+            XCTAssertEqual(try client.readResponse().text, "GET /b\(i) ")
+        }
+        client.send("GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        XCTAssertEqual(try client.readResponse().header("Connection"), "close")
+        XCTAssertTrue(client.isClosedByServer())
+        XCTAssertTrue(eventually { self.server.activeConnections == 0 })
+    }
+
+    func testIdleKeepAlive_parkedConnectionClosedAfterIdleTimeout() throws {
+        let port = try start {
+            $0.idleHandoffDelayMs = 10
+            $0.idleTimeoutMs = 300
+        }
+        let client = try RawHTTPClient(port: port)
+        let t = Date()
+        client.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try client.readResponse().status, 200)
+        XCTAssertTrue(eventually { self.server.idleConnections == 1 })
+        XCTAssertTrue(client.isClosedByServer(timeout: 3))
+        let elapsed = Date().timeIntervalSince(t)
+        XCTAssertGreaterThan(elapsed, 0.25)
+        XCTAssertLessThan(elapsed, 1.5)
+        XCTAssertTrue(eventually { self.server.activeConnections == 0 && self.server.idleConnections == 0 })
+    }
+
+    func testIdleKeepAlive_peerCloseFreesTheSlot() throws {
+        let port = try start { $0.idleHandoffDelayMs = 10 }
+        var client: RawHTTPClient? = try RawHTTPClient(port: port)
+        client!.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try client!.readResponse().status, 200)
+        XCTAssertTrue(eventually { self.server.idleConnections == 1 })
+        client = nil  // closes the socket
+        XCTAssertTrue(eventually { self.server.activeConnections == 0 && self.server.idleConnections == 0 })
+    }
+
+    func testShutdown_closesParkedConnectionsAtOnce() throws {
+        let port = try start {
+            $0.idleHandoffDelayMs = 10
+            $0.drainTimeoutMs = 5000
+        }
+        let clients = try (0..<3).map { _ in try RawHTTPClient(port: port) }
+        for c in clients {
+            c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            XCTAssertEqual(try c.readResponse().status, 200)
+        }
+        XCTAssertTrue(eventually { self.server.idleConnections == 3 })
+        let t = Date()
+        XCTAssertTrue(server.shutdown())
+        XCTAssertLessThan(Date().timeIntervalSince(t), 1, "parked connections do not wait for the drain timeout")
+        for c in clients { XCTAssertTrue(c.isClosedByServer(timeout: 1)) }
+        XCTAssertEqual(server.activeConnections, 0)
+        server = nil
+    }
+
+    func testMaxConnections_countsParkedConnections() throws {
+        let port = try start {
+            $0.maxConnections = 2
+            $0.idleHandoffDelayMs = 10
+        }
+        let a = try RawHTTPClient(port: port)
+        let b = try RawHTTPClient(port: port)
+        for c in [a, b] {
+            c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            XCTAssertEqual(try c.readResponse().status, 200)
+        }
+        XCTAssertTrue(eventually { self.server.idleConnections == 2 })
+        let c = try RawHTTPClient(port: port)
+        let r = try c.readResponse()
+        XCTAssertEqual(r.status, 503)
+        XCTAssertEqual(r.header("Retry-After"), "1")
+        // The parked ones are still served.
+        a.send("GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try a.readResponse().text, "GET /again ")
+    }
+
+    func testWorkerPool_keepsAtMostMaxIdleWorkers() throws {
+        let port = try start {
+            $0.maxIdleWorkers = 2
+            $0.idleHandoffDelayMs = 10
+        }
+        let clients = try (0..<5).map { _ in try RawHTTPClient(port: port) }
+        for c in clients { c.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n") }
+        for c in clients { XCTAssertEqual(try c.readResponse().status, 200) }
+        XCTAssertTrue(eventually { self.server.idleConnections == 5 })
+        XCTAssertTrue(eventually { self.server.idleWorkerThreads == 2 })
+        usleep(50_000)
+        XCTAssertEqual(server.idleWorkerThreads, 2, "the other workers exited")
+    }
+
     func testLargeRequestBuffer_isGivenBack() {
         var big = [UInt8](repeating: 1, count: 10)
         big.reserveCapacity(1 << 20)
