@@ -23,6 +23,9 @@ let package = Package(
         // AES-256-GCM, HMAC-SHA256, SHA-256 and the `enc:v1:` field form over libcrypto;
         // OpenSSL stays out of its public API (internal import).
         .target(name: "Crypto", dependencies: ["CCrypto"], path: "Sources/Crypto"),
+        // Pure rules of identity links: kinds, normalisation of phone and e-mail, link keys
+        // (HMAC-SHA256 under IDENTITY_HASH_KEY), new conversation ids. No I/O.
+        .target(name: "Identity", dependencies: ["Crypto"], path: "Sources/Identity"),
         // Pure code, no I/O: protobuf wire codec, JSON, proto3 JSON/form mappings.
         .target(name: "DialogWire", path: "Sources/DialogWire"),
         // Sockets, HTTP/1.1 framing and routing (JSON error bodies and percent-decoding
@@ -42,7 +45,7 @@ let package = Package(
         // The ingest pipeline, merge rules, configuration and routes.
         .target(
             name: "SessionService",
-            dependencies: ["DialogWire", "HTTPServer", "SessionStore", "Primitives", "Backoff", "HTTPClient", "AWSCredentials", "Cognigy", "CSQLite", "Crypto", "KMS"],
+            dependencies: ["DialogWire", "HTTPServer", "SessionStore", "Primitives", "Backoff", "HTTPClient", "AWSCredentials", "Cognigy", "CSQLite", "Crypto", "KMS", "Identity"],
             path: "Sources/SessionService"),
         // Wiring, command line, signals.
         .executableTarget(
@@ -67,9 +70,10 @@ let package = Package(
             name: "CognigyTests", dependencies: ["Cognigy", "HTTPServer", "HTTPClient", "Primitives", "Backoff", "DialogWire"],
             path: "Tests/CognigyTests"),
         .testTarget(name: "CryptoTests", dependencies: ["Crypto"], path: "Tests/CryptoTests"),
+        .testTarget(name: "IdentityTests", dependencies: ["Identity"], path: "Tests/IdentityTests"),
         .testTarget(
             name: "SessionServiceTests",
-            dependencies: ["KMS", 
+            dependencies: ["KMS", "Identity",
                 "Crypto", "SessionService", "SessionStore", "HTTPServer", "DialogWire", "TestSupport", "Primitives", "Backoff", "Cognigy",
                 "AWSCredentials",
             ],

@@ -39,9 +39,15 @@ check() { # NAME COMMAND...: runs it, counts it
 }
 
 check hadolint "$VENV/bin/hadolint" Dockerfile
-check compose_config env WEBHOOK_API_KEY=k ADMIN_TOKEN=t "$VENV/bin/docker-compose" -f docker-compose.yml config -q
-compose_refuses_without_secrets() {
-  ! env -u WEBHOOK_API_KEY -u ADMIN_TOKEN "$VENV/bin/docker-compose" -f docker-compose.yml config -q 2>/dev/null
+check compose_config env WEBHOOK_API_KEY=k ADMIN_TOKEN=t IDENTITY_HASH_KEY=h "$VENV/bin/docker-compose" -f docker-compose.yml config -q
+compose_refuses_without_secrets() { # each secret on its own: compose must refuse when it alone is missing
+  local missing
+  for missing in WEBHOOK_API_KEY ADMIN_TOKEN IDENTITY_HASH_KEY; do
+    if env WEBHOOK_API_KEY=k ADMIN_TOKEN=t IDENTITY_HASH_KEY=h -u "$missing" \
+      "$VENV/bin/docker-compose" -f docker-compose.yml config -q 2>/dev/null; then
+      echo "docker-compose accepted a configuration without $missing"; return 1
+    fi
+  done
 }
 check compose_requires_secrets compose_refuses_without_secrets
 

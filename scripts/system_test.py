@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.parse
 import uuid
 
 ARGS = None
@@ -1100,6 +1101,101 @@ def scenario_ready_during_drain():
             fake.shutdown()
 
 
+def identity_race(store_env, label, per_thread=4):
+    """SPEC Identity links: three replicas receive the first events of one new person at once (same
+    phone, no conversationId, 16 threads each). Exactly one conversation must hold every acknowledged
+    event: versions contiguous, no slot lost, one conversation id in all answers."""
+    with Workdir() as wd:
+        env = dict(store_env(wd))
+        services = [Service(env, wd) for _ in range(3)]
+        try:
+            phone = "+44 7700 9" + str(uuid.uuid4().int % 100000).zfill(5)
+            lock = threading.Lock()
+            ids, acked, other, linked_by = {}, set(), [], {}
+            start = threading.Barrier(48)
+
+            def worker(i):
+                svc = services[i % 3]
+                start.wait(timeout=30)
+                for k in range(per_thread):
+                    key = f"s{i}_{k}"
+                    ev = {"channel": ["webchat", "whatsapp", "voice"][i % 3], "identities": {"phone": phone},
+                          "eventId": f"e-{i}-{k}", "slots": {key: "v"}}
+                    status, body, _ = post_event(svc.port, ev)
+                    with lock:
+                        if status == 200 and body["status"] in ("processed", "duplicate"):
+                            ids[body["conversationId"]] = ids.get(body["conversationId"], 0) + 1
+                            linked_by[body["linkedBy"]] = linked_by.get(body["linkedBy"], 0) + 1
+                            acked.add(key)
+                        else:
+                            other.append((key, status, body))
+            t0 = time.time()
+            run_threads(48, worker)
+            elapsed = time.time() - t0
+            assert not other, f"{len(other)} events not acknowledged, e.g. {other[:3]}"
+            assert len(ids) == 1, f"one person ended in {len(ids)} conversations: {ids}"
+            cid = next(iter(ids))
+            vs = versions_of(services[0].port, cid)
+            numbers = sorted(v["sessionVersion"] for v in vs)
+            assert numbers == list(range(1, len(acked) + 1)), f"versions not 1..{len(acked)}: {numbers[:5]}… ({len(numbers)})"
+            latest = max(vs, key=lambda v: v["sessionVersion"])
+            missing = acked - set(latest["slots"])
+            assert not missing, f"{len(missing)} acknowledged slots missing, e.g. {sorted(missing)[:3]}"
+            status, body = get_json(services[1].port, "/links?kind=phone&value=" + urllib.parse.quote(phone))
+            assert (status, body.get("conversationId")) == (200, cid), (status, body)
+            return (f"{label}: 3 replicas x 16 threads, {len(acked)} events of one new person -> 1 conversation, "
+                    f"versions 1..{len(acked)} contiguous, no slot lost, linkedBy {linked_by}, {elapsed:.1f}s")
+        finally:
+            for s in services:
+                s.stop()
+
+
+def scenario_identity_race_sqlite():
+    return identity_race(lambda wd: {"SQLITE_PATH": os.path.join(wd, "shared.sqlite"), "SQLITE_BUSY_TIMEOUT_MS": "5000"},
+                         "sqlite")
+
+
+def scenario_identity_race_dynamodb():
+    if not ARGS.moto_endpoint:
+        raise SkipScenario("no --moto-endpoint")
+    table = "sys-" + uuid.uuid4().hex[:8]
+    # Two events a thread: the race is on the first ones. 48 writers on one conversation through
+    # moto (one request at a time) are slow enough that more events only test moto's patience.
+    return identity_race(lambda wd: dict(dynamo_env(table), DYNAMODB_LINKS_TABLE=table + "-links"), "dynamodb",
+                         per_thread=2)
+
+
+def scenario_identity_switch_restore():
+    """A WhatsApp event carrying only the phone number (no conversationId) restores the web chat's
+    slots into the WhatsApp session, then the voice channel finds it by the e-mail."""
+    fake = FakeCognigy(mode="ok")
+    with Workdir() as wd:
+        svc = Service(dict(sqlite_env(wd), **cognigy_env(fake, 3000)), wd)
+        try:
+            status, web, _ = post_event(svc.port, {
+                "channel": "webchat", "userId": "visitor-1", "sessionId": "web-1",
+                "identities": {"phone": "+49 151 1111 2222", "email": "Ann@Example.com"},
+                "slots": {"flight": "LH400", "name": "Ann"}})
+            assert status == 200 and web["linkedBy"] == "new", (status, web)
+            status, wa, _ = post_event(svc.port, {
+                "channel": "whatsapp", "userId": "4915111112222", "sessionId": "wa-1",
+                "identities": {"phone": "4915111112222"}})
+            assert status == 200, (status, wa)
+            assert (wa["conversationId"], wa["linkedBy"], wa["channelSwitched"], wa["restore"]) == \
+                (web["conversationId"], "identity:phone", True, "sent"), wa
+            got = fake.deliveries("wa-1")
+            assert len(got) == 1 and got[0][1]["context"].get("flight") == "LH400", got
+            status, voice, _ = post_event(svc.port, {
+                "channel": "voice", "userId": "+4930123456", "sessionId": "voice-1", "identities": {"email": "ann@example.COM"}})
+            assert (voice["conversationId"], voice["linkedBy"], voice["restore"]) == \
+                (web["conversationId"], "identity:email", "sent"), voice
+            return (f"web chat -> WhatsApp by phone only -> voice by e-mail: one conversation, "
+                    f"{len(fake.deliveries('wa-1')) + len(fake.deliveries('voice-1'))} restores with flight=LH400")
+        finally:
+            svc.stop()
+            fake.shutdown()
+
+
 class SkipScenario(Exception):
     pass
 
@@ -1123,6 +1219,9 @@ SCENARIOS = [
     ("hostile_ids", scenario_hostile_ids),
     ("early_answers", scenario_early_answers),
     ("ready_during_drain", scenario_ready_during_drain),
+    ("identity_race_sqlite", scenario_identity_race_sqlite),
+    ("identity_race_dynamodb", scenario_identity_race_dynamodb),
+    ("identity_switch_restore", scenario_identity_switch_restore),
 ]
 
 

@@ -39,3 +39,18 @@ public enum SHA256 {
         return out
     }
 }
+
+/// Lowercase hexadecimal, the one encoding of digests used as keys and fingerprints.
+public enum Hex {
+    private static let digits = Array("0123456789abcdef".utf8)
+
+    public static func lower(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

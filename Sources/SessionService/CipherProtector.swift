@@ -23,8 +23,7 @@ struct CipherProtector: FieldProtector {
     /// SHA-256, hex. Unkeyed on purpose: it must survive key rotation, and what it stands
     /// for (a Cognigy session id) is a random identifier, not a guessable value.
     func fingerprint(_ value: String) -> String {
-        let digits = Array("0123456789abcdef")
-        return String(SHA256.hash(Array(value.utf8)).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0xF)]] })
+        Hex.lower(SHA256.hash(Array(value.utf8)))
     }
 
     func seal(_ value: String, conversationId: String, field: String) throws(FieldProtectionError) -> String {

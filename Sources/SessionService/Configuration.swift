@@ -41,7 +41,8 @@ public struct ServiceConfiguration: Sendable {
         .init(name: "SQLITE_BUSY_TIMEOUT_MS", defaultValue: "5000", help: "wait for another writer's lock before answering 503", secret: false),
         .init(name: "SQLITE_SYNCHRONOUS", defaultValue: "full", help: "full (a 200 survives power loss; fsync per group commit) or normal (survives a process crash only)", secret: false),
         .init(name: "DYNAMODB_TABLE", defaultValue: "CognigySessions", help: "DynamoDB table name", secret: false),
-        .init(name: "DYNAMODB_CREATE_TABLE", defaultValue: "false", help: "create the table (and enable TTL) if missing", secret: false),
+        .init(name: "DYNAMODB_CREATE_TABLE", defaultValue: "false", help: "create the service's tables (sessions, links) and enable their TTL if missing", secret: false),
+        .init(name: "DYNAMODB_LINKS_TABLE", defaultValue: "CognigySessionLinks", help: "DynamoDB table of identity links (key LinkKey S, TTL on ExpiresAt, index ByConversation)", secret: false),
         .init(name: "DYNAMODB_REQUEST_TIMEOUT_MS", defaultValue: "2000", help: "one DynamoDB request's time limit", secret: false),
         .init(name: "DYNAMODB_DEADLINE_MS", defaultValue: "4000", help: "all retries of one DynamoDB operation end by this deadline, then 503", secret: false),
         .init(name: "DYNAMODB_MAX_ATTEMPTS", defaultValue: "6", help: "attempts per DynamoDB operation on throttling, 5xx or connection errors", secret: false),
@@ -78,7 +79,8 @@ public struct ServiceConfiguration: Sendable {
         .init(name: "AWS_ENDPOINT_URL_KMS", defaultValue: nil, help: "KMS endpoint override (for keyId:kms:<blob> entries of ENCRYPTION_KEYS)", secret: false),
         .init(name: "ENCRYPTED_SLOTS", defaultValue: "*", help: "slots encrypted when ENCRYPTION_KEYS is set: * or a comma list, a trailing * matches a prefix (iban,card*)", secret: false),
         .init(name: "WEBHOOK_API_KEY", defaultValue: nil, help: "if set, the webhook needs X-API-Key: K or Authorization: Bearer K", secret: true),
-        .init(name: "ADMIN_TOKEN", defaultValue: nil, help: "if set, /sessions/** needs Authorization: Bearer T", secret: true),
+        .init(name: "ADMIN_TOKEN", defaultValue: nil, help: "if set, /sessions/** and /links need Authorization: Bearer T (unset: loopback clients only)", secret: true),
+        .init(name: "IDENTITY_HASH_KEY", defaultValue: nil, help: "secret for the keyed hash (HMAC-SHA256) of identity links; unset: plain SHA-256 and a warning at start", secret: true),
         .init(name: "MAX_BODY_BYTES", defaultValue: "1048576", help: "larger request bodies get 413", secret: false),
         .init(name: "MAX_BUFFERED_BODY_BYTES", defaultValue: "67108864", help: "request body bytes buffered by all connections at once; past it 503 + Retry-After", secret: false),
         .init(name: "MAX_HEADER_BYTES", defaultValue: "32768", help: "largest request head (request line + headers) → 431", secret: false),
@@ -105,6 +107,9 @@ public struct ServiceConfiguration: Sendable {
     public var sqliteBusyTimeoutMs = 5000
     public var sqliteSynchronous = "FULL"
     public var dynamoTable = "CognigySessions"
+    public var dynamoLinksTable = "CognigySessionLinks"
+    /// The key of the links' HMAC (UTF-8 bytes of IDENTITY_HASH_KEY); nil: plain SHA-256.
+    public var identityHashKey: String?
     public var dynamoCreateTable = false
     public var dynamoRequestTimeoutMs = 2000
     public var dynamoDeadlineMs = 4000
@@ -191,6 +196,10 @@ public struct ServiceConfiguration: Sendable {
         }
         c.sqliteSynchronous = sync
         c.dynamoTable = try p.string("DYNAMODB_TABLE", nonEmpty: true)
+        c.dynamoLinksTable = try p.string("DYNAMODB_LINKS_TABLE", nonEmpty: true)
+        guard c.dynamoLinksTable != c.dynamoTable else {
+            throw ConfigError(variable: "DYNAMODB_LINKS_TABLE", message: "must differ from DYNAMODB_TABLE")
+        }
         c.dynamoCreateTable = try p.bool("DYNAMODB_CREATE_TABLE")
         c.dynamoRequestTimeoutMs = try p.int("DYNAMODB_REQUEST_TIMEOUT_MS", 50...60_000)
         c.dynamoDeadlineMs = try p.int("DYNAMODB_DEADLINE_MS", 50...120_000)
@@ -231,6 +240,7 @@ public struct ServiceConfiguration: Sendable {
         }
         c.webhookAPIKey = p.optional("WEBHOOK_API_KEY")
         c.adminToken = p.optional("ADMIN_TOKEN")
+        c.identityHashKey = p.optional("IDENTITY_HASH_KEY")
         c.http.maxBodyBytes = try p.int("MAX_BODY_BYTES", 1...(64 << 20))
         c.http.maxBufferedBodyBytes = try p.int("MAX_BUFFERED_BODY_BYTES", 1...(16 << 30))
         c.http.maxHeaderBytes = try p.int("MAX_HEADER_BYTES", 256...(1 << 20))

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Backoff
 import DialogWire
+import Identity
 import Primitives
 import SessionStore
 
@@ -43,6 +44,10 @@ public struct IngestResult: Sendable {
     public let restoredFrom: String?
     /// Conditional writes lost before this one won (for logs and tests).
     public let conflicts: Int
+    /// How the conversation was found: `conversationId`, `identity:<kind>`, `user` or `new`.
+    public var linkedBy = "conversationId"
+    /// Links of the event held by another live conversation (SPEC `linkConflicts`).
+    public var linkConflicts: [String] = []
 }
 
 /// The ingest pipeline: read latest → merge → conditional write → on conflict re-read and
@@ -85,14 +90,17 @@ public final class DialogService: Sendable {
     public let limits: Limits
     /// Restores into Cognigy on channel switches; nil when Cognigy is not configured.
     public let restorer: Restorer?
+    /// Finds the conversation of an event without `conversationId` and writes its links.
+    public let linker: LinkResolver
     let logger: Logger
     private let clockMs: @Sendable () -> Int64
 
     public init(
-        store: any SessionStore, limits: Limits, logger: Logger, restorer: Restorer? = nil,
+        store: any SessionStore, linker: LinkResolver, limits: Limits, logger: Logger, restorer: Restorer? = nil,
         clockMs: @escaping @Sendable () -> Int64 = DialogService.wallClockMs
     ) {
         self.store = store
+        self.linker = linker
         self.restorer = restorer
         self.limits = limits
         self.logger = logger
@@ -105,9 +113,10 @@ public final class DialogService: Sendable {
         return Int64(tv.tv_sec) * 1000 + Int64(tv.tv_usec) / 1000
     }
 
-    /// Checks what SPEC requires of an event and the configured limits.
-    public func validate(_ event: DialogEvent) throws(IngestError) {
-        guard !event.conversationId.isEmpty else { throw .invalidEvent("Field 'conversationId' is required.") }
+    /// Checks what SPEC requires of an event and the configured limits; returns the
+    /// event's links in resolution order.
+    @discardableResult
+    public func validate(_ event: DialogEvent) throws(IngestError) -> [LinkSubject] {
         guard !event.channel.isEmpty else { throw .invalidEvent("Field 'channel' is required.") }
         let ids: [(name: String, value: String)] = [
             ("conversationId", event.conversationId), ("channel", event.channel), ("intent", event.intent),
@@ -115,16 +124,40 @@ public final class DialogService: Sendable {
         ]
         if let long = limits.tooLongId(ids) { throw .invalidEvent(long) }
         if let bad = Limits.controlCharacterId(ids) { throw .invalidEvent(bad) }
+        let subjects: [LinkSubject]
+        do {
+            subjects = try IdentityRules.subjects(
+                identities: event.identities, channel: event.channel, userId: event.userId, maxLength: limits.maxIdLength)
+        } catch { throw .invalidEvent(error.description) }
+        guard !event.conversationId.isEmpty || !subjects.isEmpty else {
+            throw .invalidEvent("One of 'conversationId', a non-empty 'identities' entry or 'userId' is required.")
+        }
+        return subjects
     }
 
     /// Applies one event and stores it as the next version. Returns only after the write is
     /// durable (or the event was found to be a duplicate).
     public func ingest(_ received: DialogEvent) throws(IngestError) -> IngestResult {
-        try validate(received)
+        let subjects = try validate(received)
         // The id is taken from the event as received, before defaults are filled in, so a
         // re-delivery of the same bytes hashes the same.
         let eventId = SessionMerge.eventId(for: received)
+        let resolution: LinkResolver.Resolution
+        do { resolution = try linker.resolve(conversationId: received.conversationId, subjects: subjects) } catch {
+            throw Self.map(error)
+        }
+        var result = try apply(received, to: resolution.conversationId, eventId: eventId)
+        result.linkedBy = resolution.linkedBy
+        result.linkConflicts = resolution.conflicts
+        return result
+    }
+
+    /// The write loop: the event applied to the latest version of its conversation.
+    private func apply(_ received: DialogEvent, to conversationId: String, eventId: String) throws(IngestError) -> IngestResult {
         var event = received
+        event.conversationId = conversationId
+        // SPEC: snapshots keep no identity values (they only ever reach the link hashes).
+        event.identities = [:]
         let now = clockMs()
         if event.timestamp == 0 { event.timestamp = now / 1000 }
 
@@ -221,6 +254,29 @@ public final class DialogService: Sendable {
                 conversationId: snapshot.conversationId, sessionId: event.sessionId, userId: event.userId,
                 restoredFrom: restoredFrom ?? ""),
             version: snapshot.sessionVersion)
+    }
+
+    // MARK: erasure and links
+
+    /// SPEC: erases every link, version and queued restore of a conversation; returns how
+    /// many versions were erased. Links go first, so nothing finds the conversation while
+    /// its versions are being deleted.
+    public func erase(_ conversationId: String) throws(StoreError) -> Int {
+        let unlinked = try linker.links.deleteLinks(conversationId: conversationId)
+        let count = try store.deleteConversation(conversationId)
+        logger.debug("erased", [("conversation_id", .string(conversationId)), ("links", .int(Int64(unlinked)))])
+        // Queued restores of an erased conversation must never be delivered.
+        try restorer?.queue.removeConversation(conversationId)
+        return count
+    }
+
+    /// The conversation a live link of `subject` points at (SPEC `GET /links`): the link
+    /// must not be expired and its conversation must have a live version.
+    public func linkedConversation(_ subject: LinkSubject) throws(StoreError) -> String? {
+        guard let link = try linker.links.link(linker.hasher.linkKey(subject)) else { return nil }
+        let now = clockMs() / 1000
+        guard !link.isExpired(nowSeconds: now), let latest = try latest(link.conversationId) else { return nil }
+        return latest.conversationId
     }
 
     // MARK: reads (SPEC "Expiry": an expired version reads as absent)

@@ -1,6 +1,7 @@
 import DialogWire
 import Foundation
 import HTTPServer
+import Identity
 import SessionStore
 
 /// The HTTP API of SPEC: routes → decoder → service. Every error a caller can cause is a
@@ -46,6 +47,7 @@ public struct Routes: Sendable {
         r.add(.GET, "/sessions/:id/versions/:n", guard: adminAuth) { req, p in admin(req, p) { version($0, p["n"]!) } }
         r.add(.POST, "/sessions/:id/rollback", guard: adminAuth) { req, p in admin(req, p) { rollback($0, req) } }
         r.add(.POST, "/sessions/:id/restore", guard: adminAuth) { req, p in admin(req, p) { restore($0, req) } }
+        r.add(.GET, "/links", guard: adminAuth) { req, _ in link(req) }
         return r
     }
 
@@ -117,6 +119,11 @@ public struct Routes: Sendable {
         w.key("sessionVersion"); w.value(result.snapshot.sessionVersion)
         w.key("channelSwitched"); w.value(result.channelSwitched)
         w.key("restore"); w.value(result.restore.rawValue)
+        w.key("linkedBy"); w.value(result.linkedBy)
+        w.key("linkConflicts")
+        w.beginArray()
+        for conflict in result.linkConflicts { w.value(conflict) }
+        w.endArray()
         w.key("context"); SessionMerge.writeContext(result.snapshot, to: &w)
         w.endObject()
         logger.debug(
@@ -310,13 +317,46 @@ public struct Routes: Sendable {
 
     func delete(_ id: String) -> HTTPResponse {
         do {
-            let count = try service.store.deleteConversation(id)
-            // Queued restores of an erased conversation must never be delivered.
-            if let queue = service.restorer?.queue {
-                do { try queue.removeConversation(id) } catch { return storeError(error) }
-            }
+            let count = try service.erase(id)
             logger.info("conversation deleted", [("conversation_id", .string(id)), ("versions", .int(Int64(count)))])
             return HTTPResponse(status: .noContent)
+        } catch { return storeError(error) }
+    }
+
+    /// SPEC `GET /links?kind=K&value=V` or `?channel=C&userId=U`: the conversation a live
+    /// link points at, for data-subject requests (find a person's conversation, then DELETE it).
+    func link(_ req: HTTPRequest) -> HTTPResponse {
+        func invalid(_ message: String) -> HTTPResponse { .error(.badRequest, code: "invalid_query", message: message) }
+        guard let items = req.queryItems else { return invalid("The query string has an invalid percent-escape.") }
+        var query: [String: String] = [:]
+        for (name, value) in items where ["kind", "value", "channel", "userId"].contains(name) {
+            guard query.updateValue(value, forKey: name) == nil else { return invalid("Parameter '\(name)' is given more than once.") }
+        }
+        let subject: LinkSubject
+        switch (query["kind"], query["value"], query["channel"], query["userId"]) {
+        case (let kind?, let value?, nil, nil):
+            do {
+                guard let normalized = try IdentityRules.normalize(kind: kind, value: value, maxLength: service.limits.maxIdLength)
+                else { return invalid("Parameter 'value' is empty.") }
+                subject = .identity(kind: kind, value: normalized)
+            } catch { return invalid(error.description) }
+        case (nil, nil, let channel?, let userId?):
+            let ids = [("channel", channel), ("userId", userId)]
+            if let bad = service.limits.tooLongId(ids) ?? DialogService.Limits.controlCharacterId(ids) { return invalid(bad) }
+            guard !channel.isEmpty, !userId.isEmpty else { return invalid("Parameters 'channel' and 'userId' must not be empty.") }
+            subject = .user(channel: channel, userId: userId)
+        default:
+            return invalid("Give either kind and value, or channel and userId.")
+        }
+        do {
+            guard let conversationId = try service.linkedConversation(subject) else {
+                return .error(.notFound, code: "link_not_found", message: "No live conversation is linked to this identity.")
+            }
+            var w = JSONWriter(capacity: 64)
+            w.beginObject()
+            w.key("conversationId"); w.value(conversationId)
+            w.endObject()
+            return .json(.ok, w.bytes)
         } catch { return storeError(error) }
     }
 

@@ -7,6 +7,7 @@ import KMS
 import Crypto
 import HTTPClient
 import HTTPServer
+import Identity
 import Primitives
 import SessionStore
 import Synchronization
@@ -26,13 +27,15 @@ public final class ServiceApp: Sendable {
         self.configuration = configuration
         self.logger = logger
         var store: any SessionStore
+        let links: any LinkStore
         switch configuration.store {
         case .sqlite:
             awsCredentials = nil
-            store = try SQLiteStore(
-                configuration: .init(
-                    path: configuration.sqlitePath, busyTimeoutMs: configuration.sqliteBusyTimeoutMs,
-                    synchronous: configuration.sqliteSynchronous))
+            let sqlite = SQLiteStore.Configuration(
+                path: configuration.sqlitePath, busyTimeoutMs: configuration.sqliteBusyTimeoutMs,
+                synchronous: configuration.sqliteSynchronous)
+            store = try SQLiteStore(configuration: sqlite)
+            links = try SQLiteLinkStore(configuration: sqlite)
         case .dynamodb:
             var client = DynamoDBClient.Configuration(
                 endpoint: configuration.dynamoEndpoint ?? DynamoDBClient.Configuration.awsEndpoint(region: configuration.awsRegion),
@@ -43,8 +46,10 @@ public final class ServiceApp: Sendable {
             let http = CurlHTTPClient()
             let credentials = RotatingCredentialProvider(CredentialChain.standard(environment: configuration.awsEnvironment, http: http))
             awsCredentials = credentials
-            let dynamo = DynamoDBStore(
-                client: DynamoDBClient(configuration: client, credentials: credentials, http: http), table: configuration.dynamoTable)
+            let shared = DynamoDBClient(configuration: client, credentials: credentials, http: http)
+            let dynamo = DynamoDBStore(client: shared, table: configuration.dynamoTable)
+            let dynamoLinks = DynamoDBLinkStore(client: shared, table: configuration.dynamoLinksTable)
+            links = dynamoLinks
             if configuration.dynamoCreateTable {
                 // Beside DynamoDB Local (docker-compose) the endpoint may start after us:
                 // keep trying for a while rather than exiting on the first refusal.
@@ -52,6 +57,7 @@ public final class ServiceApp: Sendable {
                 while true {
                     do {
                         try dynamo.createTableIfMissing()
+                        try dynamoLinks.createTableIfMissing()
                         break
                     } catch {
                         // An instance role or container agent may answer a moment after start, too.
@@ -66,7 +72,9 @@ public final class ServiceApp: Sendable {
                         usleep(1_000_000)
                     }
                 }
-                logger.info("dynamodb table ready", [("table", .string(configuration.dynamoTable))])
+                logger.info(
+                    "dynamodb tables ready",
+                    [("table", .string(configuration.dynamoTable)), ("links_table", .string(configuration.dynamoLinksTable))])
             }
             store = dynamo
         }
@@ -102,7 +110,12 @@ public final class ServiceApp: Sendable {
                 client: client, queue: queue, store: store, contextKey: configuration.cognigyContextKey,
                 inlineTimeoutMs: configuration.restoreInlineTimeoutMs, ttlSeconds: configuration.restoreTTLSeconds, logger: logger)
         }
-        service = DialogService(store: store, limits: limits, logger: logger, restorer: restorer)
+        var linkLimits = LinkResolver.Limits()
+        linkLimits.sessionTTLSeconds = configuration.sessionTTLSeconds
+        let linker = LinkResolver(
+            links: links, store: store, hasher: LinkHasher(key: configuration.identityHashKey.map { Array($0.utf8) }),
+            limits: linkLimits, logger: logger)
+        service = DialogService(store: store, linker: linker, limits: limits, logger: logger, restorer: restorer)
         let serverBox = Locked<HTTPServer?>(nil)
         let service = self.service
         let metrics = self.metrics
@@ -196,7 +209,13 @@ public final class ServiceApp: Sendable {
                 [("host", .string(configuration.http.host))])
         }
         if configuration.adminToken == nil {
-            logger.info("ADMIN_TOKEN is not set: /sessions/** answers loopback clients only")
+            logger.info("ADMIN_TOKEN is not set: /sessions/** and /links answer loopback clients only")
+        }
+        if configuration.identityHashKey == nil {
+            logger.warn(
+                "IDENTITY_HASH_KEY is not set: identity links are stored as plain SHA-256 hashes, which anyone with the store can test phone numbers and e-mail addresses against")
+        } else if let key = configuration.identityHashKey, key.utf8.count < 16 {
+            logger.warn("IDENTITY_HASH_KEY is shorter than 16 bytes; use a long random secret (e.g. openssl rand -base64 32)")
         }
         try server.start()
         startSweeper()
@@ -256,6 +275,7 @@ public final class ServiceApp: Sendable {
     /// through the table's TTL on ExpiresAt).
     private func startSweeper() {
         let store = service.store
+        let links = service.linker.links
         let interval = configuration.sweepIntervalSeconds
         let logger = self.logger
         spawnThread { [self] in
@@ -268,6 +288,8 @@ public final class ServiceApp: Sendable {
                 do {
                     let deleted = try store.sweepExpired(now: DialogService.wallClockMs() / 1000)
                     if deleted > 0 { logger.info("expired versions swept", [("deleted", .int(Int64(deleted)))]) }
+                    let unlinked = try links.sweepExpiredLinks(now: DialogService.wallClockMs() / 1000)
+                    if unlinked > 0 { logger.info("expired links swept", [("deleted", .int(Int64(unlinked)))]) }
                 } catch {
                     logger.warn("sweep failed", [("error", .string("\(error)"))])
                 }

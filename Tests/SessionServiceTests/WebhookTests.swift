@@ -9,7 +9,8 @@ import XCTest
 @testable import SessionService
 
 /// The service as a user meets it: the real app on port 0, a temp SQLite file, raw HTTP.
-final class WebhookTests: XCTestCase {
+/// Test classes of the service subclass it.
+class ServiceTestCase: XCTestCase {
     var directory: URL!
     var app: ServiceApp!
     var port: Int { app.server.port }
@@ -59,6 +60,9 @@ final class WebhookTests: XCTestCase {
             body: Array(body.utf8))
     }
 
+}
+
+final class WebhookTests: ServiceTestCase {
     static let example = """
         {"conversationId":"conv-88a2c1f9","channel":"web-chat","intent":"book_flight",
          "slots":{"origin":"JFK","destination":"LHR","date":"2024-06-15"},"timestamp":1718409600}
@@ -70,7 +74,7 @@ final class WebhookTests: XCTestCase {
         XCTAssertEqual(r.status, 200, r.text)
         XCTAssertEqual(
             r.text,
-            #"{"status":"processed","conversationId":"conv-88a2c1f9","sessionVersion":1,"channelSwitched":false,"restore":"none","context":{"date":"2024-06-15","destination":"LHR","origin":"JFK","intent":"book_flight","sessionVersion":1}}"#
+            #"{"status":"processed","conversationId":"conv-88a2c1f9","sessionVersion":1,"channelSwitched":false,"restore":"none","linkedBy":"conversationId","linkConflicts":[],"context":{"date":"2024-06-15","destination":"LHR","origin":"JFK","intent":"book_flight","sessionVersion":1}}"#
         )
         let stored = try json(get("/sessions/conv-88a2c1f9"))
         XCTAssertEqual(stored["sessionVersion"], .number("1"))

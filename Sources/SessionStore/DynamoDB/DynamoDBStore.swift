@@ -11,10 +11,15 @@ import Primitives
 public final class DynamoDBStore: SessionStore {
     public let client: DynamoDBClient
     public let table: String
+    private let dynamo: DynamoDBTable
+
+    /// The sessions table's keys (SPEC "DynamoDB item").
+    public static let schema = DynamoDBTable.Schema(hashKey: ("ConversationId", "S"), rangeKey: ("SessionVersion", "N"))
 
     public init(client: DynamoDBClient, table: String) {
         self.client = client
         self.table = table
+        self.dynamo = DynamoDBTable(client: client, name: table)
     }
 
     // MARK: item mapping (SPEC "DynamoDB item")
@@ -90,44 +95,16 @@ public final class DynamoDBStore: SessionStore {
     // MARK: requests
 
     private func request(_ operation: String, _ build: (inout JSONWriter) -> Void) throws(StoreError) -> JSONValue {
-        var w = JSONWriter(capacity: 512)
-        w.beginObject()
-        w.key("TableName"); w.value(table)
-        build(&w)
-        w.endObject()
-        do {
-            return try client.call(operation, w.bytes)
-        } catch {
-            throw map(error, operation)
-        }
+        try dynamo.request(operation, build)
     }
 
-    private func map(_ error: DynamoDBError, _ operation: String) -> StoreError {
-        if error.isAuthFailure { return .authFailed("\(operation) on \(table): \(error)") }
-        switch error.code {
-        case DynamoDBError.resourceNotFound:
-            return .unavailable("table \(table) not found (\(operation)); create it or set DYNAMODB_CREATE_TABLE=true")
-        case DynamoDBError.validation:
-            return .invalidRequest("\(operation) on \(table) rejected: \(error.message)")
-        default:
-            return .unavailable("\(operation) on \(table): \(error)")
-        }
-    }
+    private func map(_ error: DynamoDBError, _ operation: String) -> StoreError { dynamo.map(error, operation) }
 
     private static func key(_ w: inout JSONWriter, _ conversationId: String, _ version: Int64) {
         AttributeValue.writeMap(["ConversationId": .s(conversationId), "SessionVersion": .int(version)], to: &w)
     }
 
-    private func items(_ answer: JSONValue) throws(StoreError) -> [[String: AttributeValue]] {
-        guard case .array(let list)? = answer["Items"] else { return [] }
-        var out: [[String: AttributeValue]] = []
-        for element in list {
-            do { out.append(try AttributeValue.map(element)) } catch {
-                throw .invalidRequest("unreadable item from \(table): \(error)")
-            }
-        }
-        return out
-    }
+    private func items(_ answer: JSONValue) throws(StoreError) -> [[String: AttributeValue]] { try dynamo.items(answer) }
 
     /// Query with the key condition, newest first unless `ascending`; pages until `limit`
     /// items or the end.
@@ -221,9 +198,7 @@ public final class DynamoDBStore: SessionStore {
             // Only what is read back, as for Query.
             Self.writeProjection(Self.readProjection, to: &w)
         }
-        guard let itemJSON = answer["Item"] else { return nil }
-        let item: [String: AttributeValue]
-        do { item = try AttributeValue.map(itemJSON) } catch { throw .invalidRequest("unreadable item from \(table): \(error)") }
+        guard let item = try dynamo.item(answer) else { return nil }
         return try stored(conversationId, item)
     }
 
@@ -300,12 +275,7 @@ public final class DynamoDBStore: SessionStore {
         return deleted
     }
 
-    public func checkReady() throws(StoreError) {
-        let answer = try request("DescribeTable") { _ in }
-        guard case .string(let status)? = answer["Table"]?["TableStatus"], status == "ACTIVE" || status == "UPDATING" else {
-            throw .unavailable("table \(table) is not active")
-        }
-    }
+    public func checkReady() throws(StoreError) { try dynamo.checkReady() }
 
     /// DynamoDB deletes expired items itself through the table's TTL on `ExpiresAt`.
     public func sweepExpired(now: Int64) throws(StoreError) -> Int { 0 }
@@ -313,55 +283,6 @@ public final class DynamoDBStore: SessionStore {
     /// Creates the table (on-demand capacity) if it is missing, waits until it is active,
     /// and turns TTL on for `ExpiresAt`. Safe to run from several replicas at once.
     public func createTableIfMissing(waitSeconds: Int = 60) throws(StoreError) {
-        do {
-            try checkReady()
-        } catch {
-            var w = JSONWriter(capacity: 512)
-            w.beginObject()
-            w.key("TableName"); w.value(table)
-            w.key("BillingMode"); w.value("PAY_PER_REQUEST")
-            w.key("AttributeDefinitions")
-            w.beginArray()
-            for (name, type) in [("ConversationId", "S"), ("SessionVersion", "N")] {
-                w.beginObject(); w.key("AttributeName"); w.value(name); w.key("AttributeType"); w.value(type); w.endObject()
-            }
-            w.endArray()
-            w.key("KeySchema")
-            w.beginArray()
-            for (name, type) in [("ConversationId", "HASH"), ("SessionVersion", "RANGE")] {
-                w.beginObject(); w.key("AttributeName"); w.value(name); w.key("KeyType"); w.value(type); w.endObject()
-            }
-            w.endArray()
-            w.endObject()
-            do {
-                _ = try client.call("CreateTable", w.bytes)
-            } catch where error.code == "ResourceInUseException" {
-                // Another replica created it first.
-            } catch {
-                throw map(error, "CreateTable")
-            }
-            var waited = 0
-            while true {
-                do {
-                    try checkReady()
-                    break
-                } catch {
-                    waited += 1
-                    if waited > waitSeconds * 4 { throw .unavailable("table \(table) did not become active in \(waitSeconds) s") }
-                    usleep(250_000)
-                }
-            }
-        }
-        let ttl = try request("DescribeTimeToLive") { _ in }
-        if case .string(let status)? = ttl["TimeToLiveDescription"]?["TimeToLiveStatus"], status == "ENABLED" || status == "ENABLING" {
-            return
-        }
-        _ = try request("UpdateTimeToLive") { w in
-            w.key("TimeToLiveSpecification")
-            w.beginObject()
-            w.key("Enabled"); w.value(true)
-            w.key("AttributeName"); w.value("ExpiresAt")
-            w.endObject()
-        }
+        try dynamo.createIfMissing(Self.schema, waitSeconds: waitSeconds)
     }
 }
