@@ -98,14 +98,20 @@ extension DialogEvent {
     /// Applies the fields Cognigy's Input object carries where the body's top level left them
     /// unset (absent, `null` or empty: proto3's "not given"), and `input.slots` under the
     /// top-level slots (top level wins per key). Unknown fields of `input` (`text`, `data`,
-    /// `entrypoint`, `URLToken` …) are ignored; a known one of the wrong type is an error,
-    /// as it is at the top level.
+    /// `entrypoint`, `URLToken` …) are ignored; a known one of the wrong type, or an id with a
+    /// control character, is an error even where the top level wins.
     private mutating func fillIn(fromCognigyInput members: [JSONMember]) throws(EventDecodingError) {
         var input = DialogEvent()
         var seen: Set<String> = []
         for member in members {
             guard let field = Self.inputField(member.key) else { continue }
             guard seen.insert(member.key).inserted else { throw .duplicateField("input." + member.key) }
+            // Checked here, where it is known which fields came from `input`, so that one is
+            // refused even when the top level wins and it is never used (SPEC: ids with
+            // control characters → 400). Used values get the service's checks as well.
+            if field != .slots, case .string(let s) = member.value, s.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
+                throw .wrongType(field: "input." + member.key, expected: "a string without control characters")
+            }
             try input.set(field, json: member.value, name: "input." + member.key, slotStyle: .cognigy)
         }
         for path in [\DialogEvent.channel, \.intent, \.userId, \.sessionId, \.eventId] where self[keyPath: path].isEmpty {
@@ -152,10 +158,14 @@ extension DialogEvent {
         case .identities:
             guard case .object(let members) = json else { throw .wrongType(field: name, expected: "an object") }
             for member in members {
-                // A phone number posted as a JSON number is still a phone number.
+                // A phone number posted as a JSON number is still a phone number. An integral
+                // number is read as the integer it is (`4917012345678.0` and `4.917012345678e12`
+                // are 4917012345678, as for proto3 JSON's integers and JSON Schema's
+                // `integer`), so its digits do not depend on how the sender's JSON library
+                // writes numbers; any other number keeps its text.
                 switch member.value {
                 case .string(let s): identities[member.key] = s
-                case .number(let text): identities[member.key] = text
+                case .number(let text): identities[member.key] = JSONInteger.int64(text).map { String($0) } ?? text
                 case .null: continue
                 default: throw .wrongType(field: "identities.\(member.key)", expected: "a string")
                 }

@@ -145,6 +145,9 @@ final class EventMappingTests: XCTestCase {
         let e = try json(#"{"channel":"x","identities":{"email":"a@b.c","phone":4917012345678,"crm_id":"","login":null}}"#)
         // A phone number posted as a JSON number keeps its text; null means "not given".
         XCTAssertEqual(e.identities, ["email": "a@b.c", "phone": "4917012345678", "crm_id": ""])
+        XCTAssertEqual(
+            try json(#"{"identities":{"a":4917012345678.0,"b":4.917012345678e12,"c":-5,"d":1.50,"e":1e400}}"#).identities,
+            ["a": "4917012345678", "b": "4917012345678", "c": "-5", "d": "1.50", "e": "1e400"])
         XCTAssertEqual(try json(#"{"identities":null}"#).identities, [:])
         XCTAssertEqual(try json(#"{"identities":{}}"#).identities, [:])
         assertFails(try json(#"{"identities":{"vip":true}}"#), .wrongType(field: "identities.vip", expected: "a string"))
@@ -250,8 +253,16 @@ final class EventMappingTests: XCTestCase {
         assertFails(try json(#"{"input":{"inputId":1}}"#), .wrongType(field: "input.inputId", expected: "a string"))
         assertFails(try json(#"{"input":{"slots":[]}}"#), .wrongType(field: "input.slots", expected: "an object"))
         assertFails(try json(#"{"input":{"userId":"a","userId":"b"}}"#), .duplicateField("input.userId"))
-        // A wrong type is an error even where the top level would win.
+        // A wrong type, or a control character, is an error even where the top level would win.
         assertFails(try json(#"{"channel":"x","input":{"channel":5}}"#), .wrongType(field: "input.channel", expected: "a string"))
+        for name in ["channel", "intent", "userId", "sessionId", "inputId"] {
+            assertFails(
+                try json(#"{"channel":"x","intent":"i","userId":"u","sessionId":"s","eventId":"e","input":{"\#(name)":"a\u0007b"}}"#),
+                .wrongType(field: "input.\(name)", expected: "a string without control characters"))
+        }
+        assertFails(try json(#"{"input":{"intent":"\u007f"}}"#), .wrongType(field: "input.intent", expected: "a string without control characters"))
+        // Slot values are not ids: a control character there is the service's business (stored as given).
+        XCTAssertEqual(try json(#"{"input":{"slots":{"s":"a\nb"}}}"#).slots, ["s": "a\nb"])
     }
 
     func testCognigyInput_unknownFieldsIgnored() throws {

@@ -7,7 +7,8 @@ import FuzzSupport
 /// Invariants: any event that decodes, from any format, round-trips through its protobuf
 /// encoding to an equal event; written back as proto3 JSON and as a form body it decodes
 /// to an equal event again; and in Cognigy input mode (SPEC "POST /webhook/dialog") it
-/// decodes equal when its fields come from an `input` object, and the top level wins over
+/// decodes equal when its fields come from an `input` object (refused when one of them holds a
+/// control character), and the top level wins over
 /// an `input` that says something else, empty top-level fields taking the input's values.
 /// Any JSON value put in `input.slots` becomes exactly `CognigySlot.normalise` of it.
 enum FuzzEvent {
@@ -29,8 +30,21 @@ enum FuzzEvent {
 
         expect(event, fromJSON: jsonBody(event), "\(format) -> JSON", input)
         expect(event, fromJSON: cognigyInputBody(top: event, input: DialogEvent()), "\(format) -> top level beside an empty input", input)
-        expect(event, fromJSON: cognigyInputBody(top: DialogEvent(conversationId: event.conversationId,
-            timestamp: event.timestamp, identities: event.identities), input: event), "\(format) -> Cognigy input", input)
+        let fromInput = cognigyInputBody(top: DialogEvent(conversationId: event.conversationId,
+            timestamp: event.timestamp, identities: event.identities), input: event)
+        if [event.channel, event.intent, event.userId, event.sessionId, event.eventId].contains(where: hasControlCharacter) {
+            // input's ids are refused with a control character (the top level's are the service's to refuse).
+            do {
+                _ = try DialogEvent(jsonBytes: fromInput)
+                fatalError("\(format): an input id with a control character is accepted: \(show(input))")
+            } catch {
+                guard case .wrongType(let field, _) = error, field.hasPrefix("input.") else {
+                    fatalError("\(format): an input id with a control character fails as \(error): \(show(input))")
+                }
+            }
+        } else {
+            expect(event, fromJSON: fromInput, "\(format) -> Cognigy input", input)
+        }
 
         // The top level wins; what it leaves empty (and slot keys it does not set) comes from input.
         let other = DialogEvent(
@@ -51,6 +65,8 @@ enum FuzzEvent {
             fatalError("\(format): written form does not decode (\(error)): \(show(input)) -> \(show(form))")
         }
     }
+
+    static func hasControlCharacter(_ s: String) -> Bool { s.utf8.contains { $0 < 0x20 || $0 == 0x7F } }
 
     static func expect(_ event: DialogEvent, fromJSON body: [UInt8], _ what: String, _ input: [UInt8]) {
         do {
