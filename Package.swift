@@ -71,6 +71,7 @@ let package = Package(
             path: "Tests/CognigyTests"),
         .testTarget(name: "CryptoTests", dependencies: ["Crypto"], path: "Tests/CryptoTests"),
         .testTarget(name: "IdentityTests", dependencies: ["Identity"], path: "Tests/IdentityTests"),
+        .testTarget(name: "PrimitivesTests", dependencies: ["Primitives"], path: "Tests/PrimitivesTests"),
         .testTarget(
             name: "SessionServiceTests",
             dependencies: ["KMS", "Identity",

@@ -287,6 +287,12 @@ def scenario_replicas_sqlite():
     return replicas(lambda wd: {"SQLITE_PATH": os.path.join(wd, "shared.sqlite"), "SQLITE_BUSY_TIMEOUT_MS": "5000"}, "sqlite")
 
 
+def scenario_replicas_sqlite_cached():
+    """The same with SNAPSHOT_CACHE_ENTRIES on: every replica's cache is stale most of the time."""
+    return replicas(lambda wd: {"SQLITE_PATH": os.path.join(wd, "shared.sqlite"), "SQLITE_BUSY_TIMEOUT_MS": "5000",
+                                "SNAPSHOT_CACHE_ENTRIES": "1000"}, "sqlite, snapshot cache on")
+
+
 def scenario_replicas_dynamodb():
     if not ARGS.moto_endpoint:
         raise SkipScenario("no --moto-endpoint")
@@ -507,6 +513,12 @@ class Proxy:
                     pass
 
     def cut(self):
+        # shutdown() first: close() alone does not wake a thread blocked in accept(), which
+        # then accepts (and proxies) one more connection after the cut.
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.listener.close()
         with self.lock:
             for c in self.conns:
@@ -966,6 +978,73 @@ def scenario_shared_outbox_lease():
             fake.shutdown()
 
 
+def scenario_outbox_replica_killed_dynamodb():
+    """Issue 13: with SESSION_STORE=dynamodb the outbox lives in DynamoDB (OUTBOX_STORE follows it), so a replica
+    that dies for good loses nothing. Replica A (its own working folder: nothing shared but DynamoDB) queues
+    restores while Cognigy answers 503, some conversations move on to a newer version, A is killed with -9 (its
+    inline leases may still be held) and never restarted; Cognigy recovers; replica B must deliver every queued
+    restore exactly once, each with the conversation's latest sessionVersion, and leave the outbox empty."""
+    if not ARGS.moto_endpoint:
+        raise SkipScenario("no --moto-endpoint")
+    fake = FakeCognigy(mode="down")
+    suffix = uuid.uuid4().hex[:8]
+    env = dict(dynamo_env("sys-" + suffix), DYNAMODB_OUTBOX_TABLE="sys-outbox-" + suffix, **cognigy_env(fake, 300))
+    with Workdir() as wd_a, Workdir() as wd_b:
+        a = Service(env, wd_a)
+        b = Service(env, wd_b)
+        try:
+            n = 16
+            expected, outcomes, lock = {}, [], threading.Lock()
+
+            def worker(i):
+                for c in range(i, n, 4):
+                    cid = f"kill9-{c}-{suffix}"
+                    assert post_event(a.port, {"conversationId": cid, "channel": "web-chat", "slots": {"k": str(c)}})[0] == 200
+                    status, body = switch(a.port, cid, f"wa-kill9-{c}")
+                    version = body["sessionVersion"]
+                    if c % 2:  # a newer version after the switch: delivery must carry it
+                        status2, body2 = switch(a.port, cid, f"wa-kill9-{c}", slots={"later": "yes"})
+                        assert status2 == 200 and not body2["channelSwitched"], body2
+                        version = body2["sessionVersion"]
+                    with lock:
+                        outcomes.append((status, body.get("restore")))
+                        expected[f"wa-kill9-{c}"] = version
+            run_threads(4, worker)
+            assert outcomes == [(200, "queued")] * n, outcomes
+            a.proc.send_signal(signal.SIGKILL)
+            a.proc.wait(timeout=10)
+            a.log.close()
+            refused = fake.attempts
+            fake.set(mode="ok")
+            recovered = time.time()
+            wait_until(lambda: {s for s, _ in fake.deliveries()} >= set(expected), 90, 0.2)
+            took = time.time() - recovered
+            time.sleep(3.0)  # a second sender of any of them would deliver now
+            counts, versions = {}, {}
+            for s, body in fake.deliveries():
+                counts[s] = counts.get(s, 0) + 1
+                versions.setdefault(s, []).append(body["context"].get("sessionVersion"))
+            missing = set(expected) - set(counts)
+            twice = {s: k for s, k in counts.items() if k > 1}
+            stale = {s: versions[s] for s in counts if versions[s] != [expected[s]]}
+            assert not missing, f"{len(missing)} of {n} queued restores never delivered by B within 90 s: {sorted(missing)[:3]}"
+            assert not twice, f"{len(twice)} of {n} sessions got more than one inject: {twice}"
+            assert not stale, f"deliveries not at the latest sessionVersion: {stale} (expected {expected})"
+            status, metrics = request(b.port, "GET", "/metrics")[:2]
+            text = metrics.decode() if isinstance(metrics, bytes) else str(metrics)
+            depth = [l for l in text.splitlines() if l.startswith("cognigy_session_outbox_depth ")] if status == 200 else []
+            assert depth == ["cognigy_session_outbox_depth 0"], depth or status
+            assert b.alive(), b.last_error()
+            return (f"{n} switches queued on A during 503s ({refused} refused attempts), A killed -9 and gone; "
+                    f"B delivered {n}/{n} exactly once {took:.1f}s after recovery, "
+                    f"{sum(1 for v in expected.values() if v == 3)} at a version written after the switch; outbox depth 0")
+        finally:
+            if a.alive():
+                a.stop(signal.SIGKILL)
+            b.stop()
+            fake.shutdown()
+
+
 def encode_dialog_event(fields):
     """A binary DialogEvent of string fields: {field number: str}."""
     def varint(n):
@@ -1202,6 +1281,7 @@ class SkipScenario(Exception):
 
 SCENARIOS = [
     ("replicas_sqlite", scenario_replicas_sqlite),
+    ("replicas_sqlite_cached", scenario_replicas_sqlite_cached),
     ("replicas_dynamodb", scenario_replicas_dynamodb),
     ("duplicates", scenario_duplicates),
     ("crash", scenario_crash),
@@ -1216,6 +1296,7 @@ SCENARIOS = [
     ("expired_latest_dynamodb", scenario_expired_latest_dynamodb),
     ("stale_restore", scenario_stale_restore),
     ("shared_outbox_lease", scenario_shared_outbox_lease),
+    ("outbox_replica_killed_dynamodb", scenario_outbox_replica_killed_dynamodb),
     ("hostile_ids", scenario_hostile_ids),
     ("early_answers", scenario_early_answers),
     ("ready_during_drain", scenario_ready_during_drain),

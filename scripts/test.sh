@@ -55,7 +55,7 @@ swift test --skip-build --disable-swift-testing 2>&1 | tee "$LOGS/unit.log"
 tally "$LOGS/unit.log"
 
 # 1b. Signatures verified, not assumed: moto accepts any SigV4 signature, so the DynamoDB store
-#     contract suite runs again through scripts/sigv4_proxy.py, which recomputes every
+#     and outbox contract suites run again through scripts/sigv4_proxy.py, which recomputes every
 #     request's signature with botocore (as AWS would) and rejects mismatches. Once with plain
 #     keys, once with a session token (temporary credentials; the proxy then requires the
 #     token, signed). Each run also fails unless the proxy verified some requests and rejected
@@ -74,7 +74,7 @@ for variant in plain token; do
   wait_http "http://127.0.0.1:$PROXY_PORT/__sigv4_proxy__/stats" || { echo "sigv4_proxy did not start" >&2; cat "$LOGS/sigv4-proxy-$variant.log" >&2; exit 1; }
   # A failure is tallied (and the proxy's rejections shown) rather than ending the run.
   env MOTO_ENDPOINT="http://127.0.0.1:$PROXY_PORT" ${token:+MOTO_SESSION_TOKEN="$token"} \
-    swift test --skip-build --disable-swift-testing --filter 'SessionStoreTests.DynamoDBStoreTests|SessionServiceTests.KMSKeyTests' 2>&1 \
+    swift test --skip-build --disable-swift-testing --filter 'SessionStoreTests.DynamoDBStoreTests|SessionStoreTests.DynamoDBRestoreOutboxTests|SessionServiceTests.KMSKeyTests' 2>&1 \
     | tee "$LOGS/sigv4-$variant.log" || true
   tally "$LOGS/sigv4-$variant.log"
   kill -TERM "$PROXY_PID"; wait "$PROXY_PID" || true; PROXY_PID=""

@@ -369,7 +369,7 @@ public enum PercentDecoding {
             out.append(plusIsSpace && b == UInt8(ascii: "+") ? 0x20 : b)
             i = bytes.index(after: i)
         }
-        guard let s = String(validating: out, as: UTF8.self) else { throw .invalidUTF8 }
+        guard let s = UTF8Text.validated(out) else { throw .invalidUTF8 }
         return s
     }
 

@@ -211,7 +211,7 @@ public struct JSONParser {
         while index < bytes.count {
             let b = bytes[index]
             if b == UInt8(ascii: "\"") {
-                guard let s = String(validating: bytes[start..<index], as: UTF8.self) else {
+                guard let s = UTF8Text.validated(bytes[start..<index]) else {
                     throw JSONError(reason: .invalidUnicode, offset: start)
                 }
                 index += 1
@@ -229,7 +229,7 @@ public struct JSONParser {
             let b = bytes[index]
             switch b {
             case UInt8(ascii: "\""):
-                guard let s = String(validating: out, as: UTF8.self) else {
+                guard let s = UTF8Text.validated(out) else {
                     throw JSONError(reason: .invalidUnicode, offset: start)
                 }
                 index += 1

@@ -114,7 +114,7 @@ public struct WireReader {
 
     public mutating func readString(field: Int) throws(WireError) -> String {
         let range = try readLengthDelimitedRange()
-        guard let string = String(validating: bytes[range], as: UTF8.self) else {
+        guard let string = UTF8Text.validated(bytes[range]) else {
             throw .invalidUTF8(field: field)
         }
         return string

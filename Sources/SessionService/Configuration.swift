@@ -39,6 +39,7 @@ public struct ServiceConfiguration: Sendable {
         .init(name: "SESSION_STORE", defaultValue: "sqlite", help: "sqlite (embedded) or dynamodb", secret: false),
         .init(name: "SQLITE_PATH", defaultValue: "./data/sessions.sqlite", help: "SQLite file (WAL); parent folder created", secret: false),
         .init(name: "SQLITE_BUSY_TIMEOUT_MS", defaultValue: "5000", help: "wait for another writer's lock before answering 503", secret: false),
+        .init(name: "SQLITE_READ_CONNECTIONS", defaultValue: "4", help: "SQLite connections reading in parallel (WAL readers never block each other)", secret: false),
         .init(name: "SQLITE_SYNCHRONOUS", defaultValue: "full", help: "full (a 200 survives power loss; fsync per group commit) or normal (survives a process crash only)", secret: false),
         .init(name: "DYNAMODB_TABLE", defaultValue: "CognigySessions", help: "DynamoDB table name", secret: false),
         .init(name: "DYNAMODB_CREATE_TABLE", defaultValue: "false", help: "create the service's tables (sessions, links) and enable their TTL if missing", secret: false),
@@ -73,7 +74,9 @@ public struct ServiceConfiguration: Sendable {
         .init(name: "COGNIGY_SCOPE", defaultValue: nil, help: "OAuth2 scope", secret: false),
         .init(name: "COGNIGY_CONTEXT_KEY", defaultValue: nil, help: "nest restored values under this context key", secret: false),
         .init(name: "RESTORE_INLINE_TIMEOUT_MS", defaultValue: "3000", help: "time a webhook waits for a restore before queueing it", secret: false),
-        .init(name: "OUTBOX_PATH", defaultValue: "./data/outbox.sqlite", help: "durable queue of restores still to deliver", secret: false),
+        .init(name: "OUTBOX_STORE", defaultValue: nil, help: "where queued restores live: sqlite (OUTBOX_PATH, this host) or dynamodb (DYNAMODB_OUTBOX_TABLE, any replica delivers); default: SESSION_STORE", secret: false),
+        .init(name: "OUTBOX_PATH", defaultValue: "./data/outbox.sqlite", help: "SQLite outbox: durable queue of restores still to deliver", secret: false),
+        .init(name: "DYNAMODB_OUTBOX_TABLE", defaultValue: "CognigySessionOutbox", help: "DynamoDB outbox table (keys ConversationId + SessionKey, index DueIndex, TTL on ExpiresAt)", secret: false),
         .init(name: "RESTORE_TTL_SECONDS", defaultValue: "3600", help: "a queued restore not delivered this long is dropped; any value >= 1", secret: false),
         .init(name: "ENCRYPTION_KEYS", defaultValue: nil, help: "PII encryption at rest: comma list of keyId:base64(32 bytes); the first encrypts, all decrypt (new keys: --generate-key ID)", secret: true),
         .init(name: "AWS_ENDPOINT_URL_KMS", defaultValue: nil, help: "KMS endpoint override (for keyId:kms:<blob> entries of ENCRYPTION_KEYS)", secret: false),
@@ -97,6 +100,7 @@ public struct ServiceConfiguration: Sendable {
         .init(name: "MAX_ID_LENGTH", defaultValue: "512", help: "longest conversationId, channel, intent, userId, sessionId, eventId in characters (at most 512: DynamoDB keys are ≤ 2048 bytes) → 400", secret: false),
         .init(name: "MAX_SNAPSHOT_BYTES", defaultValue: "262144", help: "largest merged snapshot (DynamoDB items stop at 400 KB) → 413", secret: false),
         .init(name: "WRITE_MAX_ATTEMPTS", defaultValue: "10", help: "conditional-write attempts on version conflicts before 503", secret: false),
+        .init(name: "SNAPSHOT_CACHE_ENTRIES", defaultValue: nil, help: "conversations whose latest version (and known links) this process keeps in memory, so an event costs one store write; a stale entry is a version conflict, never a wrong write; default 10000 with dynamodb, 0 (off) with sqlite", secret: false),
         .init(name: "LOG_LEVEL", defaultValue: "info", help: "debug, info, warn or error; JSON lines on stderr", secret: false),
         .init(name: "ACCESS_LOG", defaultValue: "true", help: "one info line per request (method, route pattern, status, duration, request id, bytes; never ids or slot values)", secret: false),
     ]
@@ -105,6 +109,7 @@ public struct ServiceConfiguration: Sendable {
     public var store: StoreKind = .sqlite
     public var sqlitePath = "./data/sessions.sqlite"
     public var sqliteBusyTimeoutMs = 5000
+    public var sqliteReadConnections = 4
     public var sqliteSynchronous = "FULL"
     public var dynamoTable = "CognigySessions"
     public var dynamoLinksTable = "CognigySessionLinks"
@@ -131,7 +136,10 @@ public struct ServiceConfiguration: Sendable {
     public var cognigyScope: String?
     public var cognigyContextKey: String?
     public var restoreInlineTimeoutMs = 3000
+    /// `OUTBOX_STORE`: follows `store` unless set.
+    public var outboxStore: StoreKind = .sqlite
     public var outboxPath = "./data/outbox.sqlite"
+    public var dynamoOutboxTable = "CognigySessionOutbox"
     public var restoreTTLSeconds: Int64 = 3600
     public var accessLog = true
     /// `ENCRYPTION_KEYS`, parsed (empty: encryption off).
@@ -145,6 +153,7 @@ public struct ServiceConfiguration: Sendable {
     public var maxIdLength = 512
     public var maxSnapshotBytes = 262_144
     public var writeMaxAttempts = 10
+    public var snapshotCacheEntries = 10_000
     public var logLevel: LogLevel = .info
     /// The effective raw values, for `--check-config`.
     public private(set) var resolved: [String: String] = [:]
@@ -190,6 +199,7 @@ public struct ServiceConfiguration: Sendable {
         c.store = store
         c.sqlitePath = try p.string("SQLITE_PATH", nonEmpty: true)
         c.sqliteBusyTimeoutMs = try p.int("SQLITE_BUSY_TIMEOUT_MS", 0...600_000)
+        c.sqliteReadConnections = try p.int("SQLITE_READ_CONNECTIONS", 1...256)
         let sync = try p.string("SQLITE_SYNCHRONOUS").uppercased()
         guard ["NORMAL", "FULL"].contains(sync) else {
             throw ConfigError(variable: "SQLITE_SYNCHRONOUS", message: "must be normal or full (got '\(values["SQLITE_SYNCHRONOUS"]!)')")
@@ -205,6 +215,13 @@ public struct ServiceConfiguration: Sendable {
         c.dynamoDeadlineMs = try p.int("DYNAMODB_DEADLINE_MS", 50...120_000)
         c.dynamoMaxAttempts = try p.int("DYNAMODB_MAX_ATTEMPTS", 1...20)
         c.awsRegion = p.optional("AWS_REGION") ?? p.optional("AWS_DEFAULT_REGION") ?? "us-east-1"
+        // SigV4 puts the region in the credential scope and the default endpoint's host name.
+        let regionIsName = c.awsRegion.utf8.allSatisfy { $0 == UInt8(ascii: "-") || (48...57).contains($0) || (97...122).contains($0) }
+        if c.store == .dynamodb, !regionIsName {
+            throw ConfigError(
+                variable: p.optional("AWS_REGION") != nil ? "AWS_REGION" : "AWS_DEFAULT_REGION",
+                message: "must be an AWS region name such as eu-central-1 (lower-case letters, digits and '-'; got '\(c.awsRegion)')")
+        }
         let serviceEndpoint = try p.url("AWS_ENDPOINT_URL_DYNAMODB")
         let globalEndpoint = try p.url("AWS_ENDPOINT_URL")
         c.dynamoEndpoint = serviceEndpoint ?? globalEndpoint
@@ -222,6 +239,26 @@ public struct ServiceConfiguration: Sendable {
         c.cognigyContextKey = p.optional("COGNIGY_CONTEXT_KEY")
         c.restoreInlineTimeoutMs = try p.int("RESTORE_INLINE_TIMEOUT_MS", 0...60_000)
         c.outboxPath = try p.string("OUTBOX_PATH", nonEmpty: true)
+        c.dynamoOutboxTable = try p.string("DYNAMODB_OUTBOX_TABLE", nonEmpty: true)
+        guard c.dynamoOutboxTable != c.dynamoTable, c.dynamoOutboxTable != c.dynamoLinksTable else {
+            throw ConfigError(variable: "DYNAMODB_OUTBOX_TABLE", message: "must differ from DYNAMODB_TABLE and DYNAMODB_LINKS_TABLE")
+        }
+        if let outbox = p.optional("OUTBOX_STORE") {
+            guard let kind = StoreKind(rawValue: outbox.lowercased()) else {
+                throw ConfigError(variable: "OUTBOX_STORE", message: "must be sqlite or dynamodb (got '\(outbox)')")
+            }
+            c.outboxStore = kind
+        } else {
+            c.outboxStore = c.store
+        }
+        // The replica that delivers a queued restore reads the conversation from its own
+        // session store: with a shared outbox over per-host SQLite stores, a replica on
+        // another host would find nothing and drop the restore.
+        if c.outboxStore == .dynamodb, c.store != .dynamodb {
+            throw ConfigError(
+                variable: "OUTBOX_STORE",
+                message: "dynamodb needs SESSION_STORE=dynamodb (the replica that delivers a restore reads the conversation from its own store)")
+        }
         c.restoreTTLSeconds = Int64(try p.int("RESTORE_TTL_SECONDS", 1...(100 * 365 * 86400)))
         c.accessLog = try p.bool("ACCESS_LOG")
         if let keys = p.optional("ENCRYPTION_KEYS") {
@@ -257,6 +294,11 @@ public struct ServiceConfiguration: Sendable {
         c.maxIdLength = try p.int("MAX_ID_LENGTH", 16...512)
         c.maxSnapshotBytes = try p.int("MAX_SNAPSHOT_BYTES", 1024...(400 * 1024))
         c.writeMaxAttempts = try p.int("WRITE_MAX_ATTEMPTS", 1...100)
+        // A SQLite read is a local index lookup: the cache saves little there, and without it
+        // every event sees what is stored (a row changed behind the service's back included).
+        c.snapshotCacheEntries =
+            p.optional("SNAPSHOT_CACHE_ENTRIES") == nil
+            ? (c.store == .dynamodb ? 10_000 : 0) : try p.int("SNAPSHOT_CACHE_ENTRIES", 0...10_000_000)
         switch try p.string("LOG_LEVEL").lowercased() {
         case "debug": c.logLevel = .debug
         case "info": c.logLevel = .info

@@ -61,6 +61,10 @@ public final class DialogService: Sendable {
         public var maxSnapshotBytes = 262_144
         public var writeMaxAttempts = 10
         public var sessionTTLSeconds: Int64 = 604_800
+        /// Conversations whose latest version this process keeps (`SNAPSHOT_CACHE_ENTRIES`):
+        /// an event builds on it without reading the store; the conditional write catches
+        /// a stale entry as a version conflict. 0 turns the cache off.
+        public var snapshotCacheEntries = 10_000
         /// Backoff between conflicting attempts.
         public var conflictBackoff = Backoff(baseMs: 2, capMs: 100)
         public init() {}
@@ -94,6 +98,10 @@ public final class DialogService: Sendable {
     public let linker: LinkResolver
     let logger: Logger
     private let clockMs: @Sendable () -> Int64
+    /// The latest version of each recently served conversation, as this process wrote or
+    /// read it. Never trusted for anything a write does not re-check: the write of n+1 is
+    /// conditional on n, so a stale entry costs one conflict and one re-read.
+    let latestCache: LRUCache<String, StoredVersion>
 
     public init(
         store: any SessionStore, linker: LinkResolver, limits: Limits, logger: Logger, restorer: Restorer? = nil,
@@ -101,6 +109,7 @@ public final class DialogService: Sendable {
     ) {
         self.store = store
         self.linker = linker
+        self.latestCache = LRUCache(capacity: limits.snapshotCacheEntries)
         self.restorer = restorer
         self.limits = limits
         self.logger = logger
@@ -162,12 +171,24 @@ public final class DialogService: Sendable {
         if event.timestamp == 0 { event.timestamp = now / 1000 }
 
         var conflicts = 0
+        var useCache = true
         for attempt in 0..<limits.writeMaxAttempts {
+            let cached = useCache ? latestCache.get(conversationId) : nil
             let latest: StoredVersion?
-            do { latest = try store.latest(event.conversationId) } catch { throw Self.map(error) }
+            if let cached {
+                latest = cached
+            } else {
+                latest = try readLatest(conversationId)
+            }
             let previous = try live(latest, nowMs: clockMs())
 
             if let previous, previous.recentEventIds.contains(eventId) {
+                // A duplicate is answered from the store, never from memory alone: the
+                // conversation may have been erased by another replica since.
+                if cached != nil {
+                    useCache = false
+                    continue
+                }
                 return duplicate(of: event, eventId: eventId, previous: previous, conflicts: conflicts)
             }
 
@@ -181,6 +202,7 @@ public final class DialogService: Sendable {
             }
             do {
                 try store.insert(next, after: latest?.basis)
+                remember(next)
                 let switched = SessionMerge.isChannelSwitch(previous: previous, event: event)
                 let restoredFrom = switched ? previous?.channel : nil
                 var restore = RestoreOutcome.none
@@ -191,11 +213,17 @@ public final class DialogService: Sendable {
                     status: .processed, snapshot: next, channelSwitched: switched, restore: restore,
                     restoredFrom: restoredFrom, conflicts: conflicts)
             } catch .versionConflict {
+                latestCache.remove(conversationId)
+                useCache = false
                 conflicts += 1
                 logger.debug(
                     "version conflict, re-reading",
-                    [("conversation_id", .string(event.conversationId)), ("version", .int(next.sessionVersion))])
-                sleepMs(limits.conflictBackoff.delayMs(attempt: attempt, unit: Double.random(in: 0..<1)))
+                    [("conversation_id", .string(event.conversationId)), ("version", .int(next.sessionVersion)),
+                     ("cached", .bool(cached != nil))])
+                // A stale cache entry is no contention: re-read at once.
+                if cached == nil {
+                    sleepMs(limits.conflictBackoff.delayMs(attempt: attempt, unit: Double.random(in: 0..<1)))
+                }
             } catch {
                 throw Self.map(error)
             }
@@ -204,6 +232,30 @@ public final class DialogService: Sendable {
             "write contention: retry budget used up",
             [("conversation_id", .string(event.conversationId)), ("attempts", .int(Int64(limits.writeMaxAttempts)))])
         throw .tooMuchContention(attempts: limits.writeMaxAttempts)
+    }
+
+    /// The latest version from the store, remembered for the next event. A history that
+    /// went backwards (erased or expired elsewhere) also forgets the links known to exist.
+    private func readLatest(_ conversationId: String) throws(IngestError) -> StoredVersion? {
+        let latest: StoredVersion?
+        do { latest = try store.latest(conversationId) } catch { throw Self.map(error) }
+        let known = latestCache.get(conversationId)
+        if let known, (latest?.version ?? 0) < known.version { linker.forgetKnownLinks() }
+        if let latest, case .success = latest.snapshot {
+            latestCache.set(conversationId, latest, if: { ($0?.version ?? 0) <= latest.version })
+        } else {
+            latestCache.remove(conversationId)
+        }
+        return latest
+    }
+
+    /// Keeps a version this process wrote as the conversation's latest (unless a newer one
+    /// is already known).
+    private func remember(_ snapshot: SessionSnapshot) {
+        let stored = StoredVersion(
+            conversationId: snapshot.conversationId, version: snapshot.sessionVersion, updatedAt: snapshot.updatedAt,
+            expiresAt: snapshot.expiresAt, snapshot: .success(snapshot))
+        latestCache.set(snapshot.conversationId, stored, if: { ($0?.version ?? 0) < snapshot.sessionVersion })
     }
 
     /// The state an event builds on: nil when nothing is stored, when the latest version
@@ -262,6 +314,8 @@ public final class DialogService: Sendable {
     /// many versions were erased. Links go first, so nothing finds the conversation while
     /// its versions are being deleted.
     public func erase(_ conversationId: String) throws(StoreError) -> Int {
+        latestCache.remove(conversationId)
+        linker.forgetKnownLinks()
         let unlinked = try linker.links.deleteLinks(conversationId: conversationId)
         let count = try store.deleteConversation(conversationId)
         logger.debug("erased", [("conversation_id", .string(conversationId)), ("links", .int(Int64(unlinked)))])
@@ -321,6 +375,7 @@ public final class DialogService: Sendable {
             next.sessionVersion = latest.version + 1
             next.updatedAt = now
             next.expiresAt = now / 1000 + limits.sessionTTLSeconds
+            latestCache.remove(conversationId)
             do {
                 try store.insert(next, after: latest.basis)
                 return next

@@ -33,7 +33,7 @@ public final class ServiceApp: Sendable {
             awsCredentials = nil
             let sqlite = SQLiteStore.Configuration(
                 path: configuration.sqlitePath, busyTimeoutMs: configuration.sqliteBusyTimeoutMs,
-                synchronous: configuration.sqliteSynchronous)
+                synchronous: configuration.sqliteSynchronous, readConnections: configuration.sqliteReadConnections)
             store = try SQLiteStore(configuration: sqlite)
             links = try SQLiteLinkStore(configuration: sqlite)
         case .dynamodb:
@@ -51,26 +51,9 @@ public final class ServiceApp: Sendable {
             let dynamoLinks = DynamoDBLinkStore(client: shared, table: configuration.dynamoLinksTable)
             links = dynamoLinks
             if configuration.dynamoCreateTable {
-                // Beside DynamoDB Local (docker-compose) the endpoint may start after us:
-                // keep trying for a while rather than exiting on the first refusal.
-                var attempt = 0
-                while true {
-                    do {
-                        try dynamo.createTableIfMissing()
-                        try dynamoLinks.createTableIfMissing()
-                        break
-                    } catch {
-                        // An instance role or container agent may answer a moment after start, too.
-                        let why: String
-                        switch error {
-                        case .unavailable(let w), .authFailed(let w): why = w
-                        default: throw error
-                        }
-                        guard attempt < 30 else { throw error }
-                        attempt += 1
-                        logger.warn("dynamodb not reachable yet; retrying", [("error", .string(why)), ("attempt", .int(Int64(attempt)))])
-                        usleep(1_000_000)
-                    }
+                try Self.untilReachable(logger) { () throws(StoreError) in
+                    try dynamo.createTableIfMissing()
+                    try dynamoLinks.createTableIfMissing()
                 }
                 logger.info(
                     "dynamodb tables ready",
@@ -93,6 +76,7 @@ public final class ServiceApp: Sendable {
         limits.maxIdLength = configuration.maxIdLength
         limits.maxSnapshotBytes = configuration.maxSnapshotBytes
         limits.writeMaxAttempts = configuration.writeMaxAttempts
+        limits.snapshotCacheEntries = configuration.snapshotCacheEntries
         limits.sessionTTLSeconds = configuration.sessionTTLSeconds
         var restorer: Restorer?
         if let base = configuration.cognigyBaseURL {
@@ -103,15 +87,31 @@ public final class ServiceApp: Sendable {
                 oauth = TokenCache.Configuration(tokenURL: tokenURL, clientId: id, clientSecret: secret, scope: configuration.cognigyScope)
             }
             let client = CognigyClient(configuration: .init(baseURL: base, apiKey: configuration.cognigyAPIKey, oauth: oauth))
-            let queue = try RestoreOutbox(
-                path: configuration.outboxPath, busyTimeoutMs: configuration.sqliteBusyTimeoutMs,
-                synchronous: configuration.sqliteSynchronous, protector: protector)
+            let queue: any RestoreQueue
+            if configuration.outboxStore == .dynamodb, let dynamoClient {
+                let outbox = DynamoDBRestoreOutbox(client: dynamoClient, table: configuration.dynamoOutboxTable, protector: protector)
+                if configuration.dynamoCreateTable {
+                    try Self.untilReachable(logger) { () throws(StoreError) in try outbox.createTableIfMissing() }
+                    logger.info("dynamodb outbox table ready", [("table", .string(configuration.dynamoOutboxTable))])
+                }
+                queue = outbox
+            } else {
+                if configuration.store == .dynamodb {
+                    logger.warn(
+                        "OUTBOX_STORE=sqlite with SESSION_STORE=dynamodb: restores queued here are delivered by this host only",
+                        [("outbox_path", .string(configuration.outboxPath))])
+                }
+                queue = try RestoreOutbox(
+                    path: configuration.outboxPath, busyTimeoutMs: configuration.sqliteBusyTimeoutMs,
+                    synchronous: configuration.sqliteSynchronous, protector: protector)
+            }
             restorer = Restorer(
                 client: client, queue: queue, store: store, contextKey: configuration.cognigyContextKey,
                 inlineTimeoutMs: configuration.restoreInlineTimeoutMs, ttlSeconds: configuration.restoreTTLSeconds, logger: logger)
         }
         var linkLimits = LinkResolver.Limits()
         linkLimits.sessionTTLSeconds = configuration.sessionTTLSeconds
+        linkLimits.knownLinkEntries = configuration.snapshotCacheEntries
         let linker = LinkResolver(
             links: links, store: store, hasher: LinkHasher(key: configuration.identityHashKey.map { Array($0.utf8) }),
             limits: linkLimits, logger: logger)
@@ -135,6 +135,30 @@ public final class ServiceApp: Sendable {
                 logger.warn("accept failed; backing off", [("errno", .int(Int64(code))), ("error", .string(String(cString: strerror(code))))])
             })
         serverBox.withLock { $0 = server }
+    }
+
+    /// Runs a DynamoDB set-up step (creating a table) until the endpoint answers. Beside
+    /// DynamoDB Local (docker-compose) the endpoint may start after us, and an instance role
+    /// or container agent may answer a moment after start: keep trying for a while rather
+    /// than exiting on the first refusal.
+    static func untilReachable(_ logger: Logger, _ step: () throws(StoreError) -> Void) throws(StoreError) {
+        var attempt = 0
+        while true {
+            do {
+                try step()
+                return
+            } catch {
+                let why: String
+                switch error {
+                case .unavailable(let w), .authFailed(let w): why = w
+                default: throw error
+                }
+                guard attempt < 30 else { throw error }
+                attempt += 1
+                logger.warn("dynamodb not reachable yet; retrying", [("error", .string(why)), ("attempt", .int(Int64(attempt)))])
+                usleep(1_000_000)
+            }
+        }
     }
 
     /// Counters kept elsewhere, read at scrape time.

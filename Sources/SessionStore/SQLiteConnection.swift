@@ -158,3 +158,43 @@ struct Row {
         return Array(UnsafeRawBufferPointer(start: p, count: count))
     }
 }
+
+/// At most `size` connections, opened on first need and reused; a caller waits only when
+/// all are in use. Each connection is used by one thread at a time.
+final class SQLiteConnectionPool: Sendable {
+    private let idle = Locked<[SQLiteConnection]>([])
+    private let opened = Locked(0)
+    private let slots: DispatchSemaphore
+    private let open: @Sendable () throws(StoreError) -> SQLiteConnection
+    let size: Int
+
+    init(size: Int, open: @escaping @Sendable () throws(StoreError) -> SQLiteConnection) {
+        self.size = max(1, size)
+        self.slots = DispatchSemaphore(value: self.size)
+        self.open = open
+    }
+
+    func warmUp() throws(StoreError) {
+        let connection = try open()
+        opened.withLock { $0 += 1 }
+        idle.withLock { $0.append(connection) }
+    }
+
+    func run<T: Sendable>(
+        _ what: String, _ body: (SQLiteConnection) throws(SQLiteConnection.Failure) -> T
+    ) throws(StoreError) -> T {
+        slots.wait()
+        defer { slots.signal() }
+        let connection: SQLiteConnection
+        if let reused = idle.withLock({ $0.popLast() }) {
+            connection = reused
+        } else {
+            connection = try open()
+            opened.withLock { $0 += 1 }
+        }
+        defer { idle.withLock { $0.append(connection) } }
+        do { return try body(connection) } catch {
+            throw .unavailable("\(what): \(error.message) (sqlite \(error.extended))")
+        }
+    }
+}

@@ -16,18 +16,22 @@ public final class SQLiteStore: SessionStore {
         /// price of an fsync per commit, which group commit shares among a batch; `NORMAL`
         /// survives a process crash only.
         public var synchronous: String = "FULL"
+        /// Read connections (`SQLITE_READ_CONNECTIONS`): WAL readers never block each other,
+        /// so concurrent requests read in parallel instead of queueing on one connection's lock.
+        public var readConnections = 4
 
-        public init(path: String, busyTimeoutMs: Int = 5000, synchronous: String = "FULL") {
+        public init(path: String, busyTimeoutMs: Int = 5000, synchronous: String = "FULL", readConnections: Int = 4) {
             self.path = path
             self.busyTimeoutMs = busyTimeoutMs
             self.synchronous = synchronous
+            self.readConnections = max(1, readConnections)
         }
     }
 
     // Writes go through one connection and reads through another, so a long read never
     // waits for a write and vice versa. Each connection is used under its own lock only.
     private let writer: Locked<SQLiteConnection>
-    private let reader: Locked<SQLiteConnection>
+    private let readers: SQLiteConnectionPool
     public let configuration: Configuration
     private let writeQueue = Locked(WriteQueue())
 
@@ -63,10 +67,12 @@ public final class SQLiteStore: SessionStore {
             throw .unavailable("cannot create schema in \(configuration.path): \(error.message)")
         }
         writer = Locked(writeConnection)
-        reader = Locked(
+        readers = SQLiteConnectionPool(size: configuration.readConnections) { () throws(StoreError) in
             try SQLiteConnection(
-                path: configuration.path, busyTimeoutMs: configuration.busyTimeoutMs,
-                synchronous: configuration.synchronous))
+                path: configuration.path, busyTimeoutMs: configuration.busyTimeoutMs, synchronous: configuration.synchronous)
+        }
+        // Open one now, so a file that cannot be read fails start-up rather than the first request.
+        try readers.warmUp()
     }
 
     private static func mapFailure(_ f: SQLiteConnection.Failure, _ what: String) -> StoreError {
@@ -259,7 +265,7 @@ public final class SQLiteStore: SessionStore {
     private func read<T: Sendable>(
         _ what: String, _ body: (SQLiteConnection) throws(SQLiteConnection.Failure) -> T
     ) throws(StoreError) -> T {
-        try reader.run(what, body)
+        try readers.run(what, body)
     }
 
     private func write<T: Sendable>(

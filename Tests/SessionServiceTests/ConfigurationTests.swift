@@ -47,6 +47,25 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(try load(["AWS_REGION": "eu-central-1", "AWS_DEFAULT_REGION": "x"], file: file).awsRegion, "eu-central-1")
     }
 
+    /// OUTBOX_STORE follows SESSION_STORE unless set; a shared outbox over a local session
+    /// store, an unknown value or a region SigV4 cannot use stops start-up naming the variable.
+    func testOutboxStore_followsSessionStore_contradictionsRefused() throws {
+        let empty = try tempFile("{}")
+        let sqlite = try load(["CONFIG_FILE": empty])
+        XCTAssertEqual(sqlite.outboxStore, .sqlite)
+        XCTAssertEqual(sqlite.dynamoOutboxTable, "CognigySessionOutbox")
+        XCTAssertEqual(try load(["CONFIG_FILE": empty, "SESSION_STORE": "dynamodb"]).outboxStore, .dynamodb)
+        XCTAssertEqual(try load(["CONFIG_FILE": empty, "SESSION_STORE": "dynamodb", "OUTBOX_STORE": "SQLite"]).outboxStore, .sqlite)
+        XCTAssertEqual(try load(["CONFIG_FILE": empty, "SESSION_STORE": "dynamodb", "DYNAMODB_OUTBOX_TABLE": "Q"]).dynamoOutboxTable, "Q")
+        assertError(["CONFIG_FILE": empty, "OUTBOX_STORE": "dynamodb"], variable: "OUTBOX_STORE")
+        assertError(["CONFIG_FILE": empty, "SESSION_STORE": "dynamodb", "OUTBOX_STORE": "redis"], variable: "OUTBOX_STORE")
+        assertError(["CONFIG_FILE": empty, "SESSION_STORE": "dynamodb", "DYNAMODB_OUTBOX_TABLE": " "], variable: "DYNAMODB_OUTBOX_TABLE")
+        assertError(["CONFIG_FILE": empty, "DYNAMODB_OUTBOX_TABLE": "CognigySessions"], variable: "DYNAMODB_OUTBOX_TABLE")
+        assertError(["CONFIG_FILE": empty, "DYNAMODB_OUTBOX_TABLE": "CognigySessionLinks"], variable: "DYNAMODB_OUTBOX_TABLE")
+        assertError(["CONFIG_FILE": empty, "SESSION_STORE": "dynamodb", "AWS_REGION": "eu central"], variable: "AWS_REGION")
+        assertError(["CONFIG_FILE": empty, "SESSION_STORE": "dynamodb", "AWS_DEFAULT_REGION": "EU/1"], variable: "AWS_DEFAULT_REGION")
+    }
+
     func testEndpointsLoseTrailingSlash() throws {
         let c = try load(["CONFIG_FILE": try tempFile("{}"), "AWS_ENDPOINT_URL": "http://localhost:8000/"])
         XCTAssertEqual(c.dynamoEndpoint, "http://localhost:8000")

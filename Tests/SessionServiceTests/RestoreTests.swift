@@ -8,8 +8,9 @@ import TestSupport
 import XCTest
 @testable import SessionService
 
-/// Channel switches restored into a fake Cognigy, through the real app and outbox.
-final class RestoreTests: XCTestCase {
+/// Channel switches restored into a fake Cognigy, through the real app and outbox (here
+/// SQLite; DynamoDBRestoreTests runs every test again with the store and outbox on DynamoDB).
+class RestoreTests: XCTestCase {
     var directory: URL!
     var fake: FakeCognigy!
     var app: ServiceApp?
@@ -28,12 +29,22 @@ final class RestoreTests: XCTestCase {
         try? FileManager.default.removeItem(at: directory)
     }
 
+    /// Where the app keeps sessions and queued restores; the same for every start of one test.
+    func storeEnvironment() throws -> [String: String] {
+        ["SQLITE_PATH": directory.appendingPathComponent("s.sqlite").path, "OUTBOX_PATH": directory.appendingPathComponent("outbox.sqlite").path]
+    }
+
+    /// A queue of its own for `makeRestorer`; the same `name` within a test is the same queue.
+    func makeQueue(_ name: String) throws -> any RestoreQueue {
+        try RestoreOutbox(path: directory.appendingPathComponent(name).path)
+    }
+
     func start(_ env: [String: String] = [:]) throws {
         var environment: [String: String] = [
-            "HOST": "127.0.0.1", "PORT": "0", "SQLITE_PATH": directory.appendingPathComponent("s.sqlite").path,
-            "OUTBOX_PATH": directory.appendingPathComponent("outbox.sqlite").path, "COGNIGY_API_BASE_URL": fake.baseURL,
-            "COGNIGY_API_KEY": "key-1", "RESTORE_INLINE_TIMEOUT_MS": "600",
+            "HOST": "127.0.0.1", "PORT": "0", "COGNIGY_API_BASE_URL": fake.baseURL, "COGNIGY_API_KEY": "key-1",
+            "RESTORE_INLINE_TIMEOUT_MS": "600",
         ]
+        for (k, v) in try storeEnvironment() { environment[k] = v }
         for (k, v) in env { environment[k] = v }
         let config = try ServiceConfiguration.load(environment: environment, configFile: directory.appendingPathComponent("c.json").path)
         let started = try ServiceApp(configuration: config, logger: Logger(level: .error) { _ in })
@@ -193,7 +204,7 @@ final class RestoreTests: XCTestCase {
 
     /// A restorer on its own store and queue, with a clock the test moves.
     func makeRestorer(ttlSeconds: Int64 = 3600, clock: Locked<Int64>, queuePath: String = "q.sqlite") throws
-        -> (Restorer, SQLiteStore, RestoreOutbox)
+        -> (Restorer, SQLiteStore, any RestoreQueue)
     {
         let store = try SQLiteStore(configuration: .init(path: directory.appendingPathComponent("r.sqlite").path))
         var snapshot = SessionSnapshot()
@@ -205,7 +216,7 @@ final class RestoreTests: XCTestCase {
         snapshot.updatedAt = 1
         snapshot.expiresAt = 4_000_000_000
         try? store.insert(snapshot, after: nil)
-        let queue = try RestoreOutbox(path: directory.appendingPathComponent(queuePath).path)
+        let queue = try makeQueue(queuePath)
         let restorer = Restorer(
             client: CognigyClient(configuration: .init(baseURL: fake.baseURL, apiKey: "k", oauth: nil)), queue: queue, store: store,
             contextKey: nil, inlineTimeoutMs: 200, ttlSeconds: ttlSeconds, logger: Logger(level: .error) { _ in },

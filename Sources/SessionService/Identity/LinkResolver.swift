@@ -18,7 +18,19 @@ public final class LinkResolver: Sendable {
         /// Resolution rounds after lost link races before the event goes where it is.
         public var maxRounds = 4
         public var sessionTTLSeconds: Int64 = 604_800
+        /// Links this process knows point at a conversation (it wrote, read or renewed them):
+        /// an event of that conversation does not read them again for `knownLinkMaxAgeMs`.
+        /// Lookups without a conversation id always read the store. 0 entries: off.
+        public var knownLinkEntries = 10_000
+        public var knownLinkMaxAgeMs: Int64 = 600_000
         public init() {}
+    }
+
+    /// A link seen pointing at `conversationId`, and when.
+    struct KnownLink: Sendable {
+        let conversationId: String
+        let expiresAt: Int64
+        let checkedAtMs: Int64
     }
 
     /// Where an event goes and how it got there.
@@ -36,6 +48,7 @@ public final class LinkResolver: Sendable {
     let limits: Limits
     let logger: Logger
     private let clockMs: @Sendable () -> Int64
+    let known: LRUCache<String, KnownLink>
 
     public init(
         links: any LinkStore, store: any SessionStore, hasher: LinkHasher, limits: Limits, logger: Logger,
@@ -47,7 +60,12 @@ public final class LinkResolver: Sendable {
         self.limits = limits
         self.logger = logger
         self.clockMs = clockMs
+        self.known = LRUCache(capacity: limits.knownLinkEntries)
     }
+
+    /// After an erasure (here, or detected from another replica) nothing remembered about
+    /// links can be trusted; erasures are rare, so all of it goes.
+    public func forgetKnownLinks() { known.removeAll() }
 
     /// The link key of each subject, in order.
     public func keys(_ subjects: [LinkSubject]) -> [(subject: LinkSubject, key: String)] {
@@ -129,13 +147,24 @@ public final class LinkResolver: Sendable {
             let expiresAt = now / 1000 + ttl
             var conflicts: [String] = []
             var created: [StoredLink] = []
+            func knownToPoint(_ key: String, expiresAt linkExpiry: Int64) {
+                resolver.known.set(key, KnownLink(conversationId: conversationId, expiresAt: linkExpiry, checkedAtMs: now))
+            }
             for (subject, key) in keyed {
+                if let k = resolver.known.get(key), k.conversationId == conversationId,
+                    now - k.checkedAtMs < resolver.limits.knownLinkMaxAgeMs, k.expiresAt >= expiresAt - ttl / 2
+                {
+                    continue
+                }
                 let mine = StoredLink(key: key, conversationId: conversationId, createdAt: now, expiresAt: expiresAt)
                 let existing = try stored(key)
                 if let existing, existing.conversationId == conversationId, !existing.isExpired(nowSeconds: now / 1000) {
                     // Ours already: keep it alive as long as the conversation (one write per half TTL).
                     if existing.expiresAt < expiresAt - ttl / 2 {
                         try resolver.links.touchLink(key, conversationId: conversationId, expiresAt: expiresAt)
+                        knownToPoint(key, expiresAt: expiresAt)
+                    } else {
+                        knownToPoint(key, expiresAt: existing.expiresAt)
                     }
                     continue
                 }
@@ -149,12 +178,16 @@ public final class LinkResolver: Sendable {
                 if try resolver.links.putLink(mine, replacing: existing) {
                     created.append(mine)
                     read[key] = .some(mine)
+                    knownToPoint(key, expiresAt: expiresAt)
                     continue
                 }
                 // Lost: someone wrote this link since we read it. It may be our own retried
                 // write, or a writer that agrees with us.
                 read[key] = nil
-                if let current = try stored(key), current.conversationId == conversationId { continue }
+                if let current = try stored(key), current.conversationId == conversationId {
+                    knownToPoint(key, expiresAt: current.expiresAt)
+                    continue
+                }
                 if retreatOnLoss { return try retreat(created) }
                 conflicts.append(subject.label)
             }
@@ -164,7 +197,10 @@ public final class LinkResolver: Sendable {
         /// Takes back the links a made-up conversation wrote this round (each only while it
         /// is still as written), so the next round finds the winner's links instead.
         private func retreat(_ created: [StoredLink]) throws(StoreError) -> Outcome {
-            for link in created { _ = try resolver.links.deleteLink(link) }
+            for link in created {
+                resolver.known.remove(link.key)
+                _ = try resolver.links.deleteLink(link)
+            }
             return .lostRace
         }
     }

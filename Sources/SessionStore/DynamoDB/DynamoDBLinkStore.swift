@@ -13,7 +13,7 @@ public final class DynamoDBLinkStore: LinkStore {
 
     public static var schema: DynamoDBTable.Schema {
         var schema = DynamoDBTable.Schema(hashKey: ("LinkKey", "S"))
-        schema.keysOnlyIndexes = [(conversationIndex, "ConversationId")]
+        schema.indexes = [.init(name: conversationIndex, hashKey: ("ConversationId", "S"))]
         return schema
     }
 

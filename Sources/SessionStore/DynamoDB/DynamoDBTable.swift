@@ -3,7 +3,8 @@ import Glibc
 
 /// One DynamoDB table as the stores use it: requests that name it, DynamoDB errors mapped
 /// to `StoreError` with the table's name, readiness, and creation (with TTL and global
-/// secondary indexes) for `DYNAMODB_CREATE_TABLE`. Shared by the sessions and links tables.
+/// secondary indexes) for `DYNAMODB_CREATE_TABLE`. Shared by the sessions, links and outbox
+/// tables.
 public struct DynamoDBTable: Sendable {
     public let client: DynamoDBClient
     public let name: String
@@ -12,13 +13,29 @@ public struct DynamoDBTable: Sendable {
     public struct Schema: Sendable {
         public var hashKey: (name: String, type: String)
         public var rangeKey: (name: String, type: String)?
-        /// Global secondary indexes by name: hash key (an attribute of type S), keys only.
-        public var keysOnlyIndexes: [(name: String, hashKey: String)] = []
+        public var indexes: [Index] = []
         public var ttlAttribute = "ExpiresAt"
 
         public init(hashKey: (name: String, type: String), rangeKey: (name: String, type: String)? = nil) {
             self.hashKey = hashKey
             self.rangeKey = rangeKey
+        }
+    }
+
+    /// A global secondary index: its keys, and the non-key attributes it copies (none: keys only).
+    public struct Index: Sendable {
+        public var name: String
+        public var hashKey: (name: String, type: String)
+        public var rangeKey: (name: String, type: String)?
+        public var included: [String]
+
+        public init(
+            name: String, hashKey: (name: String, type: String), rangeKey: (name: String, type: String)? = nil, included: [String] = []
+        ) {
+            self.name = name
+            self.hashKey = hashKey
+            self.rangeKey = rangeKey
+            self.included = included
         }
     }
 
@@ -29,16 +46,21 @@ public struct DynamoDBTable: Sendable {
 
     /// Calls `operation` with `{"TableName": name, …build}`.
     public func request(_ operation: String, _ build: (inout JSONWriter) -> Void) throws(StoreError) -> JSONValue {
+        do {
+            return try send(operation, build)
+        } catch {
+            throw map(error, operation)
+        }
+    }
+
+    /// `request` with DynamoDB's own error, for callers that tell a lost condition from an outage.
+    public func send(_ operation: String, _ build: (inout JSONWriter) -> Void) throws(DynamoDBError) -> JSONValue {
         var w = JSONWriter(capacity: 512)
         w.beginObject()
         w.key("TableName"); w.value(name)
         build(&w)
         w.endObject()
-        do {
-            return try client.call(operation, w.bytes)
-        } catch {
-            throw map(error, operation)
-        }
+        return try client.call(operation, w.bytes)
     }
 
     public func map(_ error: DynamoDBError, _ operation: String) -> StoreError {
@@ -120,8 +142,10 @@ public struct DynamoDBTable: Sendable {
         }
         var attributes = [schema.hashKey]
         if let range = schema.rangeKey { attributes.append(range) }
-        for index in schema.keysOnlyIndexes where !attributes.contains(where: { $0.name == index.hashKey }) {
-            attributes.append((index.hashKey, "S"))
+        for index in schema.indexes {
+            for key in [index.hashKey] + (index.rangeKey.map { [$0] } ?? []) where !attributes.contains(where: { $0.name == key.name }) {
+                attributes.append(key)
+            }
         }
         var w = JSONWriter(capacity: 512)
         w.beginObject()
@@ -135,14 +159,20 @@ public struct DynamoDBTable: Sendable {
         w.endArray()
         w.key("KeySchema")
         keySchema(&w, [(schema.hashKey.name, "HASH")] + (schema.rangeKey.map { [($0.name, "RANGE")] } ?? []))
-        if !schema.keysOnlyIndexes.isEmpty {
+        if !schema.indexes.isEmpty {
             w.key("GlobalSecondaryIndexes")
             w.beginArray()
-            for index in schema.keysOnlyIndexes {
+            for index in schema.indexes {
                 w.beginObject()
                 w.key("IndexName"); w.value(index.name)
-                w.key("KeySchema"); keySchema(&w, [(index.hashKey, "HASH")])
-                w.key("Projection"); w.beginObject(); w.key("ProjectionType"); w.value("KEYS_ONLY"); w.endObject()
+                w.key("KeySchema"); keySchema(&w, [(index.hashKey.name, "HASH")] + (index.rangeKey.map { [($0.name, "RANGE")] } ?? []))
+                w.key("Projection")
+                w.beginObject()
+                w.key("ProjectionType"); w.value(index.included.isEmpty ? "KEYS_ONLY" : "INCLUDE")
+                if !index.included.isEmpty {
+                    w.key("NonKeyAttributes"); w.beginArray(); for a in index.included { w.value(a) }; w.endArray()
+                }
+                w.endObject()
                 w.endObject()
             }
             w.endArray()

@@ -9,7 +9,7 @@ import Primitives
 /// sealed, and the entry is keyed by the session id's fingerprint instead of the id.
 public final class RestoreOutbox: RestoreQueue {
     private let connection: Locked<SQLiteConnection>
-    private let protector: (any FieldProtector)?
+    private let ids: OutboxIds
 
     static let schema = """
         CREATE TABLE IF NOT EXISTS restore_queue(
@@ -42,7 +42,7 @@ public final class RestoreOutbox: RestoreQueue {
     public init(
         path: String, busyTimeoutMs: Int = 5000, synchronous: String = "FULL", protector: (any FieldProtector)? = nil
     ) throws(StoreError) {
-        self.protector = protector
+        ids = OutboxIds(protector: protector)
         try SQLiteConnection.createParentFolder(of: path)
         let conn = try SQLiteConnection(path: path, busyTimeoutMs: busyTimeoutMs, synchronous: synchronous)
         do {
@@ -69,45 +69,26 @@ public final class RestoreOutbox: RestoreQueue {
     /// configured, or a value that does not authenticate): such an entry is undeliverable.
     private func claim(_ row: Row) -> RestoreClaim? {
         let conversationId = row.text(0)
-        var sessionId = row.text(1), userId = row.text(2)
-        if let protector {
-            do {
-                sessionId = try protector.open(sessionId, conversationId: conversationId, field: "outbox.sessionId")
-                userId = try protector.open(userId, conversationId: conversationId, field: "outbox.userId")
-            } catch {
-                return nil
-            }
-        }
-        let target = RestoreTarget(conversationId: conversationId, sessionId: sessionId, userId: userId, restoredFrom: row.text(3))
+        guard let opened = ids.open(conversationId: conversationId, sessionId: row.text(1), userId: row.text(2)) else { return nil }
+        let target = RestoreTarget(
+            conversationId: conversationId, sessionId: opened.sessionId, userId: opened.userId, restoredFrom: row.text(3))
         return RestoreClaim(
             target: target, sessionVersion: row.int(4), owner: row.text(5), revision: row.int(6), attempts: Int(row.int(7)),
             createdAtMs: row.int(8), expiresAtMs: row.int(9), sessionKey: row.text(10))
     }
 
-    private func key(_ target: RestoreTarget) -> String { protector?.fingerprint(target.sessionId) ?? target.sessionId }
-
-    /// The target's ids as stored: sealed when a protector is set.
-    private func stored(_ target: RestoreTarget) throws(StoreError) -> (sessionId: String, userId: String) {
-        guard let protector else { return (target.sessionId, target.userId) }
-        do {
-            return (
-                try protector.seal(target.sessionId, conversationId: target.conversationId, field: "outbox.sessionId"),
-                try protector.seal(target.userId, conversationId: target.conversationId, field: "outbox.userId")
-            )
-        } catch {
-            throw .unavailable("cannot seal the restore target: \(error)")
-        }
-    }
-
     public func enqueue(
         _ target: RestoreTarget, sessionVersion: Int64, nowMs: Int64, ttlMs: Int64, leaseMs: Int64, owner: String
     ) throws(StoreError) -> RestoreClaim? {
-        let ids = try stored(target)
-        let sessionKey = key(target)
+        let sealed = try ids.seal(target)
+        let sessionKey = ids.key(target)
         return try run("enqueue") { conn throws(SQLiteConnection.Failure) -> RestoreClaim? in
             var result: RestoreClaim?
             // A free lease (expired, or none) is taken; a held one is left to its holder,
             // who sees the new revision when it finishes and releases the entry, due at once.
+            // An expired entry counts as absent (new version, new age) but keeps counting its
+            // revision, so a stale claim of it can never match the new one. (SET expressions
+            // all read the row as it was before the update.)
             try conn.query(
                 """
                 INSERT INTO restore_queue(conversation_id, session_key, session_id, user_id, restored_from, session_version,
@@ -116,7 +97,9 @@ public final class RestoreOutbox: RestoreQueue {
                 VALUES (?1, ?10, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, 1, ?9, ?8)
                 ON CONFLICT(conversation_id, session_key) DO UPDATE SET
                     session_id = excluded.session_id, user_id = excluded.user_id, restored_from = excluded.restored_from,
-                    session_version = max(session_version, excluded.session_version),
+                    session_version = CASE WHEN expires_at_ms <= ?6 THEN excluded.session_version
+                                           ELSE max(session_version, excluded.session_version) END,
+                    created_at_ms = CASE WHEN expires_at_ms <= ?6 THEN excluded.created_at_ms ELSE created_at_ms END,
                     expires_at_ms = excluded.expires_at_ms, attempts = 0, revision = revision + 1,
                     lease_owner = CASE WHEN lease_until_ms <= ?6 THEN excluded.lease_owner ELSE lease_owner END,
                     next_attempt_ms = CASE WHEN lease_until_ms <= ?6 THEN excluded.next_attempt_ms ELSE next_attempt_ms END,
@@ -124,7 +107,7 @@ public final class RestoreOutbox: RestoreQueue {
                 RETURNING \(Self.claimColumns)
                 """,
                 bind: {
-                    $0.text(1, target.conversationId); $0.text(2, ids.sessionId); $0.text(3, ids.userId)
+                    $0.text(1, target.conversationId); $0.text(2, sealed.sessionId); $0.text(3, sealed.userId)
                     $0.text(4, target.restoredFrom); $0.int(5, sessionVersion); $0.int(6, nowMs)
                     $0.int(7, nowMs &+ ttlMs); $0.int(8, nowMs &+ leaseMs); $0.text(9, owner); $0.text(10, sessionKey)
                 },
@@ -214,12 +197,14 @@ public final class RestoreOutbox: RestoreQueue {
         }
     }
 
+    /// Expired entries (left for the worker to drop) do not count.
     public func stats(nowMs: Int64) throws(StoreError) -> (depth: Int, oldestAgeMs: Int64) {
         try run("stats") { conn throws(SQLiteConnection.Failure) in
             var depth = 0
             var oldest: Int64 = 0
             try conn.query(
-                "SELECT count(*), coalesce(min(created_at_ms), 0) FROM restore_queue", bind: { _ in },
+                "SELECT count(*), coalesce(min(created_at_ms), 0) FROM restore_queue WHERE expires_at_ms > ?1",
+                bind: { $0.int(1, nowMs) },
                 row: { depth = Int($0.int(0)); oldest = $0.int(1) })
             return (depth, depth == 0 ? 0 : nowMs - oldest)
         }

@@ -57,7 +57,9 @@ public protocol RestoreQueue: Sendable {
     func enqueue(
         _ target: RestoreTarget, sessionVersion: Int64, nowMs: Int64, ttlMs: Int64, leaseMs: Int64, owner: String
     ) throws(StoreError) -> RestoreClaim?
-    /// Leases the oldest due entry whose lease is free, or nil.
+    /// Leases a due entry whose lease is free (the oldest for SQLite; among the oldest of
+    /// each index shard for DynamoDB), or nil. Expired entries are handed out too, so the
+    /// caller drops them (and counts them dropped).
     func claimNext(nowMs: Int64, leaseMs: Int64, owner: String) throws(StoreError) -> RestoreClaim?
     /// Delivered or dropped: removes the entry unless it was queued again meanwhile; then
     /// it is released, due at once.
@@ -67,6 +69,7 @@ public protocol RestoreQueue: Sendable {
     /// Erases every queued restore of a conversation (DELETE /sessions/{id}).
     @discardableResult
     func removeConversation(_ conversationId: String) throws(StoreError) -> Int
-    /// Queue depth and the age of the oldest entry (ms), for operators.
+    /// Queue depth and the age of the oldest entry (ms), for operators; expired entries
+    /// count as absent (an expired entry re-queued starts afresh, too).
     func stats(nowMs: Int64) throws(StoreError) -> (depth: Int, oldestAgeMs: Int64)
 }
