@@ -100,7 +100,7 @@ public struct ServiceConfiguration: Sendable {
         .init(name: "MAX_ID_LENGTH", defaultValue: "512", help: "longest conversationId, channel, intent, userId, sessionId, eventId in characters (at most 512: DynamoDB keys are ≤ 2048 bytes) → 400", secret: false),
         .init(name: "MAX_SNAPSHOT_BYTES", defaultValue: "262144", help: "largest merged snapshot (DynamoDB items stop at 400 KB) → 413", secret: false),
         .init(name: "WRITE_MAX_ATTEMPTS", defaultValue: "10", help: "conditional-write attempts on version conflicts before 503", secret: false),
-        .init(name: "SNAPSHOT_CACHE_ENTRIES", defaultValue: nil, help: "conversations whose latest version (and known links) this process keeps in memory, so an event costs one store write; a stale entry is a version conflict, never a wrong write; default 10000 with dynamodb, 0 (off) with sqlite", secret: false),
+        .init(name: "SNAPSHOT_CACHE_ENTRIES", defaultValue: "10000", help: "conversations whose latest version (and known links) this process keeps in memory, so an event costs one store write; a stale entry is a version conflict, never a wrong write; 0: off", secret: false),
         .init(name: "LOG_LEVEL", defaultValue: "info", help: "debug, info, warn or error; JSON lines on stderr", secret: false),
         .init(name: "ACCESS_LOG", defaultValue: "true", help: "one info line per request (method, route pattern, status, duration, request id, bytes; never ids or slot values)", secret: false),
     ]
@@ -294,11 +294,7 @@ public struct ServiceConfiguration: Sendable {
         c.maxIdLength = try p.int("MAX_ID_LENGTH", 16...512)
         c.maxSnapshotBytes = try p.int("MAX_SNAPSHOT_BYTES", 1024...(400 * 1024))
         c.writeMaxAttempts = try p.int("WRITE_MAX_ATTEMPTS", 1...100)
-        // A SQLite read is a local index lookup: the cache saves little there, and without it
-        // every event sees what is stored (a row changed behind the service's back included).
-        c.snapshotCacheEntries =
-            p.optional("SNAPSHOT_CACHE_ENTRIES") == nil
-            ? (c.store == .dynamodb ? 10_000 : 0) : try p.int("SNAPSHOT_CACHE_ENTRIES", 0...10_000_000)
+        c.snapshotCacheEntries = try p.int("SNAPSHOT_CACHE_ENTRIES", 0...10_000_000)
         switch try p.string("LOG_LEVEL").lowercased() {
         case "debug": c.logLevel = .debug
         case "info": c.logLevel = .info

@@ -201,8 +201,7 @@ public final class DialogService: Sendable {
                 throw .snapshotTooLarge(limit: limits.maxSnapshotBytes)
             }
             do {
-                try store.insert(next, after: latest?.basis)
-                remember(next)
+                remember(next, basis: try store.insert(next, after: latest?.basis))
                 let switched = SessionMerge.isChannelSwitch(previous: previous, event: event)
                 let restoredFrom = switched ? previous?.channel : nil
                 var restore = RestoreOutcome.none
@@ -251,10 +250,10 @@ public final class DialogService: Sendable {
 
     /// Keeps a version this process wrote as the conversation's latest (unless a newer one
     /// is already known).
-    private func remember(_ snapshot: SessionSnapshot) {
+    private func remember(_ snapshot: SessionSnapshot, basis: WriteBasis) {
         let stored = StoredVersion(
             conversationId: snapshot.conversationId, version: snapshot.sessionVersion, updatedAt: snapshot.updatedAt,
-            expiresAt: snapshot.expiresAt, snapshot: .success(snapshot))
+            expiresAt: snapshot.expiresAt, snapshot: .success(snapshot), fingerprint: basis.fingerprint)
         latestCache.set(snapshot.conversationId, stored, if: { ($0?.version ?? 0) < snapshot.sessionVersion })
     }
 

@@ -45,7 +45,7 @@ public struct InstrumentedStore: SessionStore {
     }
 
     public func latest(_ id: String) throws(StoreError) -> StoredVersion? { try timed("latest") { () throws(StoreError) in try base.latest(id) } }
-    public func insert(_ s: SessionSnapshot, after basis: WriteBasis?) throws(StoreError) {
+    public func insert(_ s: SessionSnapshot, after basis: WriteBasis?) throws(StoreError) -> WriteBasis {
         try timed("insert") { () throws(StoreError) in try base.insert(s, after: basis) }
     }
     public func version(_ id: String, _ v: Int64) throws(StoreError) -> StoredVersion? {

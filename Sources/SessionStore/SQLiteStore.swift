@@ -83,8 +83,10 @@ public final class SQLiteStore: SessionStore {
     static let columns = "version, snapshot, updated_at, expires_at"
 
     private static func stored(_ conversationId: String, _ row: Row) -> StoredVersion {
-        StoredVersion(
-            conversationId: conversationId, version: row.int(0), updatedAt: row.int(2), expiresAt: row.int(3), bytes: row.blob(1))
+        let bytes = row.blob(1)
+        return StoredVersion(
+            conversationId: conversationId, version: row.int(0), updatedAt: row.int(2), expiresAt: row.int(3), bytes: bytes,
+            fingerprint: BytesFingerprint.of(bytes))
     }
 
     public func latest(_ conversationId: String) throws(StoreError) -> StoredVersion? {
@@ -130,10 +132,17 @@ public final class SQLiteStore: SessionStore {
     /// leadership to the next waiter. One commit then writes the hot B-tree pages once per
     /// batch instead of once per row. Nobody is answered before its transaction commits, and
     /// a failed commit fails the whole batch (nothing half-written).
-    public func insert(_ snapshot: SessionSnapshot, after basis: WriteBasis?) throws(StoreError) {
+    public func insert(_ snapshot: SessionSnapshot, after basis: WriteBasis?) throws(StoreError) -> WriteBasis {
         var slots = JSONWriter(capacity: 64)
         SessionSnapshot.writeStringMap(snapshot.slots, to: &slots)
-        let me = PendingWrite(snapshot: snapshot, basis: basis, slotsJSON: slots.string, bytes: snapshot.serializedBytes())
+        let bytes = snapshot.serializedBytes()
+        let me = PendingWrite(snapshot: snapshot, basis: basis, slotsJSON: slots.string, bytes: bytes)
+        try enqueue(me)
+        return WriteBasis(version: snapshot.sessionVersion, updatedAt: snapshot.updatedAt, fingerprint: BytesFingerprint.of(bytes))
+    }
+
+    /// Group commit: see `insert`.
+    private func enqueue(_ me: PendingWrite) throws(StoreError) {
         var leading = writeQueue.withLock { q -> Bool in
             q.pending.append(me)
             if q.leaderActive { return false }
@@ -188,10 +197,17 @@ public final class SQLiteStore: SessionStore {
                     // the sweeper that removed n in between makes this a version conflict.
                     if let basis = write.basis {
                         var stillThere = false
-                        try conn.query(
-                            "SELECT updated_at FROM snapshots WHERE conversation_id = ?1 AND version = ?2",
-                            bind: { $0.text(1, s.conversationId); $0.int(2, basis.version) },
-                            row: { stillThere = $0.int(0) == basis.updatedAt })
+                        if let fingerprint = basis.fingerprint {
+                            try conn.query(
+                                "SELECT updated_at, snapshot FROM snapshots WHERE conversation_id = ?1 AND version = ?2",
+                                bind: { $0.text(1, s.conversationId); $0.int(2, basis.version) },
+                                row: { stillThere = $0.int(0) == basis.updatedAt && BytesFingerprint.of($0.blob(1)) == fingerprint })
+                        } else {
+                            try conn.query(
+                                "SELECT updated_at FROM snapshots WHERE conversation_id = ?1 AND version = ?2",
+                                bind: { $0.text(1, s.conversationId); $0.int(2, basis.version) },
+                                row: { stillThere = $0.int(0) == basis.updatedAt })
+                        }
                         guard stillThere else {
                             results.append(.failure(.versionConflict(conversationId: s.conversationId, version: s.sessionVersion)))
                             continue

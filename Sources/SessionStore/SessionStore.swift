@@ -44,21 +44,35 @@ public struct StoredVersion: Sendable {
     /// Epoch seconds (`ExpiresAt`).
     public let expiresAt: Int64
     public let snapshot: Result<SessionSnapshot, CorruptSnapshot>
+    /// A digest of the stored bytes, where the store can check it on write (see `WriteBasis`).
+    public let fingerprint: UInt64?
 
     public init(
-        conversationId: String, version: Int64, updatedAt: Int64, expiresAt: Int64, snapshot: Result<SessionSnapshot, CorruptSnapshot>
+        conversationId: String, version: Int64, updatedAt: Int64, expiresAt: Int64, snapshot: Result<SessionSnapshot, CorruptSnapshot>,
+        fingerprint: UInt64? = nil
     ) {
         self.conversationId = conversationId
         self.version = version
         self.updatedAt = updatedAt
         self.expiresAt = expiresAt
         self.snapshot = snapshot
+        self.fingerprint = fingerprint
     }
 
-    public init(conversationId: String, version: Int64, updatedAt: Int64, expiresAt: Int64, bytes: [UInt8]) {
+    public init(
+        conversationId: String, version: Int64, updatedAt: Int64, expiresAt: Int64, bytes: [UInt8], fingerprint: UInt64? = nil
+    ) {
         self.init(
             conversationId: conversationId, version: version, updatedAt: updatedAt, expiresAt: expiresAt,
-            snapshot: Result { () throws(WireError) in try SessionSnapshot(serializedBytes: bytes) }.mapError { .wire($0) })
+            snapshot: Result { () throws(WireError) in try SessionSnapshot(serializedBytes: bytes) }.mapError { .wire($0) },
+            fingerprint: fingerprint)
+    }
+
+    /// The same version with its snapshot replaced (a decrypted view of the stored one).
+    public func with(snapshot: Result<SessionSnapshot, CorruptSnapshot>) -> StoredVersion {
+        StoredVersion(
+            conversationId: conversationId, version: version, updatedAt: updatedAt, expiresAt: expiresAt, snapshot: snapshot,
+            fingerprint: fingerprint)
     }
 
     /// SPEC "Expiry": a version past its `expiresAt` is gone, whether or not the sweeper
@@ -66,7 +80,7 @@ public struct StoredVersion: Sendable {
     public func isExpired(nowSeconds: Int64) -> Bool { expiresAt <= nowSeconds }
 
     /// What a write of the next version must find still stored.
-    public var basis: WriteBasis { WriteBasis(version: version, updatedAt: updatedAt) }
+    public var basis: WriteBasis { WriteBasis(version: version, updatedAt: updatedAt, fingerprint: fingerprint) }
 }
 
 /// Why a stored version cannot be read (SPEC "Corrupt stored snapshot": logged with its key,
@@ -92,10 +106,31 @@ public enum CorruptSnapshot: Error, Equatable, Sendable, CustomStringConvertible
 public struct WriteBasis: Sendable, Equatable {
     public let version: Int64
     public let updatedAt: Int64
+    /// Where the store keeps one (SQLite): a digest of version n's stored bytes, which the
+    /// write also requires unchanged. So a version kept in memory (the snapshot cache) can
+    /// only be built on while the stored row is still exactly it, even if something outside
+    /// the service rewrote the row (a corrupted row is then re-read, logged, and treated as
+    /// SPEC says).
+    public let fingerprint: UInt64?
 
-    public init(version: Int64, updatedAt: Int64) {
+    public init(version: Int64, updatedAt: Int64, fingerprint: UInt64? = nil) {
         self.version = version
         self.updatedAt = updatedAt
+        self.fingerprint = fingerprint
+    }
+}
+
+/// FNV-1a, 64 bits: the stored-bytes digest of `WriteBasis.fingerprint`. Not a defence
+/// against an adversary (who could write the file anyway), a check that the row is unchanged.
+public enum BytesFingerprint {
+    public static func of(_ bytes: [UInt8]) -> UInt64 {
+        bytes.withUnsafeBufferPointer { buffer in
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            for b in buffer {
+                hash = (hash ^ UInt64(b)) &* 0x0000_0100_0000_01B3
+            }
+            return hash
+        }
     }
 }
 
@@ -108,8 +143,9 @@ public protocol SessionStore: Sendable {
     /// Writes `snapshot` as version `snapshot.sessionVersion`; throws `.versionConflict`
     /// if that version exists, or if `basis` (the version it was built from; nil for a
     /// first version) is no longer stored as it was read. Returns only after the write is
-    /// durable.
-    func insert(_ snapshot: SessionSnapshot, after basis: WriteBasis?) throws(StoreError)
+    /// durable, with the basis a write of the following version needs.
+    @discardableResult
+    func insert(_ snapshot: SessionSnapshot, after basis: WriteBasis?) throws(StoreError) -> WriteBasis
     /// One version, or nil.
     func version(_ conversationId: String, _ version: Int64) throws(StoreError) -> StoredVersion?
     /// Versions newest first, at most `limit`, only those below `before` when given.

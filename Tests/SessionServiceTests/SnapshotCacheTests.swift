@@ -1,3 +1,4 @@
+import CSQLite
 import DialogWire
 import Foundation
 import Primitives
@@ -95,8 +96,22 @@ final class SnapshotCacheTests: ServiceTestCase {
         XCTAssertEqual(redelivered["sessionVersion"], .number("1"))
     }
 
-    func testSQLiteDefault_isOff() throws {
+    /// On by default on SQLite too: the write's basis carries a digest of the stored row,
+    /// so a row rewritten behind the service's back (here: corrupted) is a conflict, then
+    /// read, logged and treated as SPEC says, exactly as without the cache.
+    func testSQLite_rowChangedBehindTheCache_isSeen() throws {
         try start()
-        XCTAssertEqual(app.service.limits.snapshotCacheEntries, 0)
+        XCTAssertEqual(app.service.limits.snapshotCacheEntries, 10_000)
+        XCTAssertEqual(try post(#"{"conversationId":"row","channel":"web","slots":{"old":"1"}}"#).status, 200)
+        XCTAssertEqual(try post(#"{"conversationId":"row","channel":"web","slots":{"mid":"2"}}"#).status, 200)
+        var db: OpaquePointer?
+        sqlite3_open(directory.appendingPathComponent("sessions.sqlite").path, &db)
+        // Same length, same updated_at: only the bytes differ (a field number turned invalid).
+        sqlite3_exec(db, "UPDATE snapshots SET snapshot = x'00' || substr(snapshot, 2) WHERE conversation_id = 'row' AND version = 2", nil, nil, nil)
+        sqlite3_close(db)
+        let r = try json(post(#"{"conversationId":"row","channel":"web","slots":{"new":"3"}}"#))
+        XCTAssertEqual(r["sessionVersion"], .number("3"))
+        XCTAssertEqual(r["context"]?["old"], nil, "built on the stored (corrupt) row, not on memory")
+        XCTAssertTrue(logs.lines.contains { $0.contains("corrupt stored snapshot") })
     }
 }

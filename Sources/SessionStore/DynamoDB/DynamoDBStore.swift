@@ -142,7 +142,12 @@ public final class DynamoDBStore: SessionStore {
         return try stored(conversationId, item)
     }
 
-    public func insert(_ snapshot: SessionSnapshot, after basis: WriteBasis?) throws(StoreError) {
+    public func insert(_ snapshot: SessionSnapshot, after basis: WriteBasis?) throws(StoreError) -> WriteBasis {
+        try write(snapshot, after: basis)
+        return WriteBasis(version: snapshot.sessionVersion, updatedAt: snapshot.updatedAt)
+    }
+
+    private func write(_ snapshot: SessionSnapshot, after basis: WriteBasis?) throws(StoreError) {
         let item = Self.item(snapshot)
         // Slots are stored twice (in Snapshot and as the readable Slots map), so a snapshot
         // under MAX_SNAPSHOT_BYTES can still make an item DynamoDB refuses: say so as such

@@ -109,15 +109,11 @@ public struct EncryptingStore: SessionStore {
                 out.channels[channel] = plain
             }
         } catch .corrupt {
-            return StoredVersion(
-                conversationId: v.conversationId, version: v.version, updatedAt: v.updatedAt, expiresAt: v.expiresAt,
-                snapshot: .failure(.undecryptable(field: field)))
+            return v.with(snapshot: .failure(.undecryptable(field: field)))
         } catch {
             throw Self.map(error)
         }
-        return StoredVersion(
-            conversationId: v.conversationId, version: v.version, updatedAt: v.updatedAt, expiresAt: v.expiresAt,
-            snapshot: .success(out))
+        return v.with(snapshot: .success(out))
     }
 
     private static func map(_ error: FieldProtectionError) -> StoreError {
@@ -129,7 +125,9 @@ public struct EncryptingStore: SessionStore {
     }
 
     public func latest(_ id: String) throws(StoreError) -> StoredVersion? { try base.latest(id).map { v throws(StoreError) in try opened(v) } }
-    public func insert(_ s: SessionSnapshot, after basis: WriteBasis?) throws(StoreError) { try base.insert(sealed(s), after: basis) }
+    public func insert(_ s: SessionSnapshot, after basis: WriteBasis?) throws(StoreError) -> WriteBasis {
+        try base.insert(sealed(s), after: basis)
+    }
     public func version(_ id: String, _ v: Int64) throws(StoreError) -> StoredVersion? {
         try base.version(id, v).map { v throws(StoreError) in try opened(v) }
     }
