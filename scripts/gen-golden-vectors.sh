@@ -17,7 +17,10 @@ WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 cp "$ROOT/proto/dialog.proto" "$WORK/"
 # A later revision of DialogEvent with fields this schema does not know, of every wire
-# type, to produce bytes with unknown fields the way real protoc code writes them.
+# type proto3 writes (varint, 64-bit, length-delimited, 32-bit; groups are proto2 only),
+# to produce bytes with unknown fields the way real protoc code writes them. Fields 1-9
+# are dialog.proto's; the unknown ones start at 10 so they never collide with a field
+# dialog.proto has (9 became `identities`).
 cat > "$WORK/future.proto" <<'PROTO'
 syntax = "proto3";
 package cognigy.session.future;
@@ -31,11 +34,14 @@ message DialogEventV2 {
   string user_id = 6;
   string session_id = 7;
   string event_id = 8;
-  double score = 9;
-  fixed32 flags = 10;
-  Nested nested = 11;
-  repeated int64 numbers = 12;
-  sfixed64 big = 13;
+  map<string, string> identities = 9;
+  double score = 10;
+  fixed32 flags = 11;
+  Nested nested = 12;
+  repeated int64 numbers = 13;
+  sfixed64 big = 14;
+  uint64 level = 15;
+  repeated sint32 deltas = 16 [packed = false];
   bytes blob = 536870911;
 }
 PROTO

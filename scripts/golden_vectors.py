@@ -39,6 +39,14 @@ encode_cases = [
         "slots": {"ab": "1", "a": "2", "": "3", "b": "4", "abc": "5", "a\u0000": "6"}}),
     ("event_unicode_key_order", EVENT, {"conversation_id": "ü-conv", "channel": "whatsapp",
         "slots": {"z": "1", "a": "2", "é": "3", "e": "4", "Z": "5", "日本": "6", "\U0001F600": "7", "ａ": "8"}}),
+    # identities (field 9): several keys, so the map's sorted deterministic order is checked,
+    # including a key that is a prefix of another and keys outside ASCII.
+    ("event_identities", EVENT, dict(example, user_id="web-user-1", event_id="in-1",
+        identities={"phone": "4917012345678", "email": "anna@example.com", "crm_id": "C-1001",
+                    "login": "anna", "customer_no": "007"})),
+    ("event_identities_prefix_keys", EVENT, {"channel": "whatsapp",
+        "identities": {"e": "1", "email": "a@b.c", "": "", "émail": "x", "em": "2"}}),
+    ("event_identities_only", EVENT, {"channel": "voice", "identities": {"phone": "491701234567"}}),
     ("event_long_strings", EVENT, {"conversation_id": "c" * 300, "channel": "voice",
         "intent": "i" * 130, "slots": {"note": "n" * 20000}}),
     ("snapshot_empty", SNAP, {}),
@@ -81,10 +89,12 @@ for name, cls, fields in encode_cases:
         out["decode"].append({"name": name + "_upb_order", "type": cls.__name__, "fields": fields, "hex": upb.hex()})
 
 # Decode-only cases.
-v2 = json_format.ParseDict(dict(example, user_id="u", score=0.5, flags=7, nested={"note": "x", "n": -3},
-                                numbers=[1, 300, -2], big=-9, blob="AAEC"), future_pb2.DialogEventV2())
+known = dict(example, user_id="u", identities={"phone": "4917012345678", "email": "a@b.c"})
+v2 = json_format.ParseDict(dict(known, score=0.5, flags=7, nested={"note": "x", "n": -3}, numbers=[1, 300, -2],
+                                big=-9, level=18446744073709551615, deltas=[-1, 64], blob="AAEC"),
+                           future_pb2.DialogEventV2())
 out["decode"].append({"name": "event_with_unknown_fields", "type": "DialogEvent",
-                      "fields": dict(example, user_id="u"), "hex": v2.SerializeToString(deterministic=True).hex()})
+                      "fields": known, "hex": v2.SerializeToString(deterministic=True).hex()})
 
 # Fields in reverse order: concatenating single-field serializations is valid protobuf
 # (a parser merges them); protoc's own parser must accept it, and so must ours.

@@ -87,7 +87,10 @@ PASSED=$((PASSED + tests - failures - errors)); FAILED=$((FAILED + failures + er
 if kill -0 "$SERVICE_PID" 2>/dev/null && curl -fs -o /dev/null "http://127.0.0.1:$PORT/health"; then
   PASSED=$((PASSED + 1))
 else
-  FAILED=$((FAILED + 1)); echo "the service is no longer running; its log:" >&2; tail -50 "$WORK/service.log" >&2
+  FAILED=$((FAILED + 1))
+  status=0; kill -0 "$SERVICE_PID" 2>/dev/null || { wait "$SERVICE_PID" || status=$?; }
+  # 128+N: killed by signal N (15 TERM from outside, 11 SEGV, 6 ABRT from a Swift trap).
+  echo "the service is no longer running (wait status $status); its log:" >&2; tail -50 "$WORK/service.log" >&2
 fi
 echo "openapi ($STORE): schemathesis exit $ST_RC"
 echo "$PASSED passed, $FAILED failed"

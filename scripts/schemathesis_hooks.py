@@ -38,6 +38,12 @@ def dialog_event(draw):
     )
     for key, value in draw(st.dictionaries(st.text(max_size=40), st.text(max_size=200), max_size=8)).items():
         event.slots[key] = value
+    # identities (field 9): valid ones only (an invalid phone or e-mail address is a 400),
+    # any subset, in any order (the codec must not care).
+    valid = {"email": st.just(" Anna.Schmidt@Example.com"), "phone": st.sampled_from(["+49 170 1234567", "0049 (170) 123-4567"]),
+             "crm_id": optional_ids, "login": ids}
+    for kind in draw(st.lists(st.sampled_from(sorted(valid)), unique=True, max_size=len(valid))):
+        event.identities[kind] = draw(valid[kind])
     return event.SerializeToString(deterministic=True)
 
 

@@ -3,6 +3,11 @@
 /// field names, `null` as the default value, int64 as a number or a string. Unknown fields
 /// are ignored (Cognigy flows often post their whole context); a field given twice, under
 /// either spelling, is an error rather than a silent choice.
+///
+/// A JSON body with an `input` object is read in Cognigy input mode (SPEC "POST
+/// /webhook/dialog"): the object is Cognigy's Input object, as an HTTP Request node posts it
+/// with `{"input": {"$cs":{"script":"input","type":"object"}}}`, and top-level fields win
+/// over what it says.
 
 public enum EventDecodingError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidJSON(JSONError)
@@ -52,35 +57,115 @@ extension DialogEvent {
         let json: JSONValue
         do { json = try JSONParser.parse(bytes, maxDepth: maxDepth) } catch { throw .invalidJSON(error) }
         guard case .object(let members) = json else { throw .notAnObject }
+        let input = try Self.cognigyInput(members)
         self.init()
+        let style: SlotStyle = input == nil ? .jsonText : .cognigy
         var seen: Set<String> = []
         for member in members {
             guard let field = EventField(jsonName: member.key) else { continue }
             guard seen.insert(field.rawValue).inserted else { throw .duplicateField(field.rawValue) }
-            try set(field, json: member.value)
+            try set(field, json: member.value, name: field.rawValue, slotStyle: style)
+        }
+        if let input { try fillIn(fromCognigyInput: input) }
+    }
+
+    /// How the JSON values of `slots` become strings.
+    enum SlotStyle {
+        /// Plain proto3 JSON bodies: a string stays, anything else is stored as its JSON text.
+        case jsonText
+        /// Cognigy input mode: `CognigySlot.normalise` (arrays → first element, objects → their
+        /// `synonym`, `keyphrase` or date …, `null` and `[]` dropped).
+        case cognigy
+    }
+
+    /// The members of the body's `input` object, or nil when the body is not in Cognigy input
+    /// mode (no `input`, or `input: null`, which proto3 JSON reads as "not given").
+    private static func cognigyInput(_ members: [JSONMember]) throws(EventDecodingError) -> [JSONMember]? {
+        var found: [JSONMember]?
+        var seen = false
+        for member in members where member.key == "input" {
+            guard !seen else { throw .duplicateField("input") }
+            seen = true
+            switch member.value {
+            case .object(let inputMembers): found = inputMembers
+            case .null: continue
+            default: throw .wrongType(field: "input", expected: "an object (Cognigy's Input object)")
+            }
+        }
+        return found
+    }
+
+    /// Applies the fields Cognigy's Input object carries where the body's top level left them
+    /// unset (absent, `null` or empty: proto3's "not given"), and `input.slots` under the
+    /// top-level slots (top level wins per key). Unknown fields of `input` (`text`, `data`,
+    /// `entrypoint`, `URLToken` …) are ignored; a known one of the wrong type, or an id with a
+    /// control character, is an error even where the top level wins.
+    private mutating func fillIn(fromCognigyInput members: [JSONMember]) throws(EventDecodingError) {
+        var input = DialogEvent()
+        var seen: Set<String> = []
+        for member in members {
+            guard let field = Self.inputField(member.key) else { continue }
+            guard seen.insert(member.key).inserted else { throw .duplicateField("input." + member.key) }
+            // Checked here, where it is known which fields came from `input`, so that one is
+            // refused even when the top level wins and it is never used (SPEC: ids with
+            // control characters → 400). Used values get the service's checks as well.
+            if field != .slots, case .string(let s) = member.value, s.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
+                throw .wrongType(field: "input." + member.key, expected: "a string without control characters")
+            }
+            try input.set(field, json: member.value, name: "input." + member.key, slotStyle: .cognigy)
+        }
+        for path in [\DialogEvent.channel, \.intent, \.userId, \.sessionId, \.eventId] where self[keyPath: path].isEmpty {
+            self[keyPath: path] = input[keyPath: path]
+        }
+        slots.merge(input.slots) { top, _ in top }
+    }
+
+    /// The Input object's fields that input mode reads, by their Cognigy names.
+    private static func inputField(_ key: String) -> EventField? {
+        switch key {
+        case "sessionId": return .sessionId
+        case "userId": return .userId
+        case "channel": return .channel
+        case "intent": return .intent
+        case "inputId": return .eventId
+        case "slots": return .slots
+        default: return nil
         }
     }
 
-    private mutating func set(_ field: EventField, json: JSONValue) throws(EventDecodingError) {
+    private mutating func set(
+        _ field: EventField, json: JSONValue, name: String, slotStyle: SlotStyle = .jsonText
+    ) throws(EventDecodingError) {
         if case .null = json { return }  // proto3 JSON: null means the default value
         switch field {
         case .slots:
-            guard case .object(let members) = json else { throw .wrongType(field: "slots", expected: "an object") }
+            guard case .object(let members) = json else { throw .wrongType(field: name, expected: "an object") }
             for member in members {
                 // Event wins per key; within one body the last duplicate wins, as for a map.
-                if case .string(let s) = member.value {
-                    slots[member.key] = s
-                } else {
-                    slots[member.key] = JSONWriter.serialize(member.value)
+                switch slotStyle {
+                case .jsonText:
+                    if case .string(let s) = member.value {
+                        slots[member.key] = s
+                    } else {
+                        slots[member.key] = JSONWriter.serialize(member.value)
+                    }
+                case .cognigy:
+                    // A dropped value (null, []) gives the key no value at all, so a later
+                    // duplicate or `input.slots` may still fill it.
+                    if let value = CognigySlot.normalise(member.value) { slots[member.key] = value }
                 }
             }
         case .identities:
-            guard case .object(let members) = json else { throw .wrongType(field: "identities", expected: "an object") }
+            guard case .object(let members) = json else { throw .wrongType(field: name, expected: "an object") }
             for member in members {
-                // A phone number posted as a JSON number is still a phone number.
+                // A phone number posted as a JSON number is still a phone number. An integral
+                // number is read as the integer it is (`4917012345678.0` and `4.917012345678e12`
+                // are 4917012345678, as for proto3 JSON's integers and JSON Schema's
+                // `integer`), so its digits do not depend on how the sender's JSON library
+                // writes numbers; any other number keeps its text.
                 switch member.value {
                 case .string(let s): identities[member.key] = s
-                case .number(let text): identities[member.key] = text
+                case .number(let text): identities[member.key] = JSONInteger.int64(text).map { String($0) } ?? text
                 case .null: continue
                 default: throw .wrongType(field: "identities.\(member.key)", expected: "a string")
                 }
@@ -92,7 +177,7 @@ extension DialogEvent {
             default: throw .wrongType(field: "timestamp", expected: "a number or a string")
             }
         default:
-            guard case .string(let s) = json else { throw .wrongType(field: field.rawValue, expected: "a string") }
+            guard case .string(let s) = json else { throw .wrongType(field: name, expected: "a string") }
             setString(field, s)
         }
     }
@@ -129,7 +214,7 @@ extension DialogEvent {
                 do { json = try JSONParser.parse(Array(pair.value.utf8), maxDepth: maxDepth) } catch {
                     throw .wrongType(field: field.rawValue, expected: "a JSON object string (\(error))")
                 }
-                try set(field, json: json)
+                try set(field, json: json, name: field.rawValue)
             case .timestamp:
                 if pair.value.isEmpty { continue }
                 timestamp = try Self.parseTimestampString(pair.value)

@@ -94,7 +94,8 @@ public enum IdentityRules {
     /// Trimmed (already) and lower-cased, exactly one `@` with something on both sides.
     static func email(_ value: String, kind: String) throws(IdentityError) -> String {
         let lowered = value.lowercased()
-        let parts = lowered.split(separator: "@", omittingEmptySubsequences: false)
+        // By scalars: as Characters, an "@" followed by a combining mark is not an "@".
+        let parts = lowered.unicodeScalars.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty,
             !lowered.unicodeScalars.contains(where: { $0.properties.isWhitespace })
         else { throw .invalidEmail(kind: kind) }

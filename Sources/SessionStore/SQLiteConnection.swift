@@ -20,9 +20,18 @@ final class SQLiteConnection: @unchecked Sendable {
 
     init(path: String, busyTimeoutMs: Int, synchronous: String) throws(StoreError) {
         // Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the
-        // database file's mode, so none of the three is readable by other users.
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        if fd >= 0 { close(fd) }
+        // database file's mode, so none of the three is readable by other users. Only when it
+        // does not exist yet: closing any descriptor of a file drops every POSIX lock the
+        // process holds on it, including the SHARED lock each open WAL connection keeps. With
+        // those gone, another process (a second replica, an operator's sqlite3) closing its
+        // connection believes it is the last one, checkpoints and deletes the -wal and -shm
+        // files under the running service, whose later commits then go to a deleted WAL file
+        // and are lost.
+        var info = stat()
+        if stat(path, &info) != 0, errno == ENOENT {
+            let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            if fd >= 0 { close(fd) }
+        }
         var handle: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &handle, flags, nil)

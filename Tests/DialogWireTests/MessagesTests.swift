@@ -44,7 +44,7 @@ final class MessagesTests: XCTestCase {
         DialogEvent(
             conversationId: string(f["conversation_id"]), channel: string(f["channel"]), intent: string(f["intent"]),
             slots: stringMap(f["slots"]), timestamp: int(f["timestamp"]), userId: string(f["user_id"]),
-            sessionId: string(f["session_id"]), eventId: string(f["event_id"]))
+            sessionId: string(f["session_id"]), eventId: string(f["event_id"]), identities: stringMap(f["identities"]))
     }
 
     static func snapshot(_ f: JSONValue) -> SessionSnapshot {
@@ -92,6 +92,15 @@ final class MessagesTests: XCTestCase {
         let names = try Self.loadCases("decode").map(\.name)
         XCTAssertTrue(names.contains("event_with_unknown_fields"))
         XCTAssertTrue(names.contains("event_reverse_field_order"))
+    }
+
+    /// identities (field 9) is covered by protoc's bytes, with several keys in sorted order,
+    /// and a future message's unknown fields start after it.
+    func testGoldenVectorsCoverIdentities() throws {
+        let encode = try Self.loadCases("encode").filter { Self.event($0.fields).identities.count > 1 }
+        XCTAssertGreaterThanOrEqual(encode.count, 2)
+        let unknown = try XCTUnwrap(Self.loadCases("decode").first { $0.name == "event_with_unknown_fields" })
+        XCTAssertFalse(Self.event(unknown.fields).identities.isEmpty)
     }
 
     func testTruncatingAnyGoldenVectorFailsCleanly() throws {

@@ -247,6 +247,40 @@ final class SQLiteStoreTests: SessionStoreContractTests {
         XCTAssertEqual(try reopened.latest("c")?.snapshot.get().slots, ["k": "v"])
     }
 
+    /// Another process (an operator's sqlite3, a second replica) opening and closing the file
+    /// while the service runs must not take the WAL away from it. Opening a further
+    /// connection in the service (the links, a pooled reader) used to open and close the
+    /// file itself first, which dropped the process's POSIX locks: the other process then
+    /// closed as "the last connection", checkpointed and deleted the -wal file, and the
+    /// service's later commits went to the deleted file and were lost.
+    func testAnotherProcessClosingTheFile_doesNotTakeTheWALAway() throws {
+        let store = try SQLiteStore(configuration: .init(path: path))
+        try store.insert(Self.snapshot("c", 1), after: nil)
+        _ = try SQLiteLinkStore(configuration: .init(path: path))  // one more connection, as the service opens
+        XCTAssertEqual(try pythonCount(), "1")  // opens, reads, closes: must not be "the last connection"
+        let basis = try XCTUnwrap(store.latest("c")).basis
+        try store.insert(Self.snapshot("c", 2), after: basis)
+        XCTAssertEqual(try pythonCount(), "2", "a commit after the other process closed must be visible")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path + "-wal"))
+    }
+
+    /// The row count, read by a separate process with its own SQLite (Python's).
+    private func pythonCount() throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3", "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute('select count(*) from snapshots').fetchone()[0]); c.close()",
+            path,
+        ]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        process.waitUntilExit()
+        return String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     func testCreatesParentFolderAndUsesWAL() throws {
         let nested = directory.appendingPathComponent("a/b/c.sqlite").path
         _ = try SQLiteStore(configuration: .init(path: nested))
