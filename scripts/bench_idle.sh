@@ -10,7 +10,9 @@
 #   3. opens IDLE keep-alive connections from one Python process (each sends one
 #      GET /health, reads the answer, and stays open), then RSS and thread count;
 #   4. the same wrk runs while the IDLE connections are held;
-#   5. checks the idle connections are still open (the server kept them).
+#   5. checks the idle connections are still open (the server kept them);
+#   6. closes them and runs the same wrk runs again (the webhook gets slower as the
+#      database grows, so the held runs sit between two unloaded ones).
 # Prints RESULT lines (key=value) and a summary. RSS is VmRSS from /proc/PID/status.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -108,3 +110,6 @@ echo "RESULT phase=held_check $(sed 's/ /=/' "$data/ready.check" 2>/dev/null || 
 kill "$client_pid" 2>/dev/null || true; wait "$client_pid" 2>/dev/null || true; client_pid=""
 sleep 2
 echo "RESULT phase=released rss_kb=$(rss_kb) threads=$(threads)"
+# Unloaded again: the webhook's p99 also grows with the database the earlier runs wrote,
+# so "held" is compared with the runs on both sides of it.
+load released
