@@ -88,6 +88,9 @@ final class IdleConnections: @unchecked Sendable {
     /// Connections parked now.
     var count: Int { state.withLock { $0.parked.count } }
 
+    /// Idle deadlines queued now, stale ones included (for tests: the queue stays bounded).
+    var queuedDeadlines: Int { state.withLock { $0.expiries.count - $0.head } }
+
     /// Hands `fd` to the loop until it is readable or `deadline` (monotonic ms) passes.
     /// - Returns: false when the loop no longer takes connections (shutdown) or epoll
     ///   refused it; the caller still owns the fd then and closes it.
@@ -98,6 +101,15 @@ final class IdleConnections: @unchecked Sendable {
             s.nextToken &+= 1
             s.parked[fd] = Parked(token: s.nextToken, peerIsLoopback: peerIsLoopback)
             let wasEmpty = s.head == s.expiries.count
+            // Connections that park and wake often leave stale entries behind until their
+            // deadline comes up (IDLE_TIMEOUT_MS later); past a bound, keep only live ones
+            // (order kept). After a compaction the queue holds at most the parked
+            // connections, so the next one is far off: amortised O(1) per park.
+            if s.expiries.count - s.head > 4 * s.parked.count + 4096 {
+                let parked = s.parked
+                s.expiries = s.expiries[s.head...].filter { parked[$0.fd]?.token == $0.token }
+                s.head = 0
+            }
             s.expiries.append(Expiry(fd: fd, token: s.nextToken, deadline: deadline))
             return wasEmpty
         }
