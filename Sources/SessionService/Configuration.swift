@@ -95,6 +95,8 @@ public struct ServiceConfiguration: Sendable {
         .init(name: "IDLE_TIMEOUT_MS", defaultValue: "60000", help: "idle keep-alive connections are closed after this", secret: false),
         .init(name: "WRITE_TIMEOUT_MS", defaultValue: "10000", help: "a response not written in this time closes the connection", secret: false),
         .init(name: "MAX_CONNECTIONS", defaultValue: "1024", help: "open connections at once; more get 503", secret: false),
+        .init(name: "IDLE_HANDOFF_MS", defaultValue: "20", help: "a keep-alive connection with no next request for this long moves from its thread to the idle loop (epoll)", secret: false),
+        .init(name: "MAX_IDLE_WORKERS", defaultValue: "64", help: "worker threads kept waiting for requests; more exit when idle", secret: false),
         .init(name: "DRAIN_TIMEOUT_MS", defaultValue: "10000", help: "on SIGTERM/SIGINT, time for in-flight requests to finish", secret: false),
         .init(name: "MAX_JSON_DEPTH", defaultValue: "32", help: "deepest JSON nesting accepted in a body → 400", secret: false),
         .init(name: "MAX_ID_LENGTH", defaultValue: "512", help: "longest conversationId, channel, intent, userId, sessionId, eventId in characters (at most 512: DynamoDB keys are ≤ 2048 bytes) → 400", secret: false),
@@ -290,6 +292,8 @@ public struct ServiceConfiguration: Sendable {
         c.http.writeTimeoutMs = try p.int("WRITE_TIMEOUT_MS", 10...3_600_000)
         c.http.maxConnections = try p.int("MAX_CONNECTIONS", 1...100_000)
         c.http.drainTimeoutMs = try p.int("DRAIN_TIMEOUT_MS", 0...3_600_000)
+        c.http.idleHandoffDelayMs = try p.int("IDLE_HANDOFF_MS", 0...60_000)
+        c.http.maxIdleWorkers = try p.int("MAX_IDLE_WORKERS", 0...100_000)
         c.maxJSONDepth = try p.int("MAX_JSON_DEPTH", 2...512)
         c.maxIdLength = try p.int("MAX_ID_LENGTH", 16...512)
         c.maxSnapshotBytes = try p.int("MAX_SNAPSHOT_BYTES", 1024...(400 * 1024))

@@ -33,6 +33,33 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(c.awsRegion, "us-east-1")
         XCTAssertEqual(c.logLevel, .info)
         XCTAssertNil(c.webhookAPIKey)
+        XCTAssertEqual(c.snapshotCacheEntries, 10_000)
+        XCTAssertEqual(c.sqliteReadConnections, 4)
+        XCTAssertEqual(c.http.idleHandoffDelayMs, 20)
+        XCTAssertEqual(c.http.maxIdleWorkers, 64)
+        XCTAssertNil(c.identityHashKey)
+        XCTAssertEqual(c.dynamoLinksTable, "CognigySessionLinks")
+    }
+
+    /// The limits added for scale and links: each is read, and refused out of range with
+    /// one line naming the variable.
+    func testScaleAndLinkLimits() throws {
+        let file = try tempFile("{}")
+        let c = try load(
+            ["SNAPSHOT_CACHE_ENTRIES": "0", "SQLITE_READ_CONNECTIONS": "8", "IDLE_HANDOFF_MS": "0", "MAX_IDLE_WORKERS": "2",
+             "IDENTITY_HASH_KEY": "k-0123456789abcdef", "DYNAMODB_LINKS_TABLE": "L"], file: file)
+        XCTAssertEqual(c.snapshotCacheEntries, 0)
+        XCTAssertEqual(c.sqliteReadConnections, 8)
+        XCTAssertEqual(c.http.idleHandoffDelayMs, 0)
+        XCTAssertEqual(c.http.maxIdleWorkers, 2)
+        XCTAssertEqual(c.identityHashKey, "k-0123456789abcdef")
+        XCTAssertEqual(c.dynamoLinksTable, "L")
+        for (name, bad) in [("SNAPSHOT_CACHE_ENTRIES", "-1"), ("SQLITE_READ_CONNECTIONS", "0"), ("IDLE_HANDOFF_MS", "x"),
+                            ("MAX_IDLE_WORKERS", "-3"), ("DYNAMODB_LINKS_TABLE", "CognigySessions")] {
+            XCTAssertThrowsError(try load([name: bad], file: file), name) {
+                XCTAssertEqual(($0 as? ConfigError)?.variable, name)
+            }
+        }
     }
 
     func testPrecedence_defaultsThenFileThenEnvironment() throws {
