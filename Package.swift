@@ -63,7 +63,10 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport", "Primitives"], path: "Tests/HTTPServerTests"),
         .testTarget(
             name: "SessionStoreTests",
-            dependencies: ["SessionStore", "DialogWire", "CSQLite", "HTTPServer", "HTTPClient", "AWSCredentials", "Backoff", "Primitives"],
+            dependencies: [
+                "SessionStore", "DialogWire", "CSQLite", "HTTPServer", "HTTPClient", "AWSCredentials", "Backoff", "Primitives",
+                "TestSupport",
+            ],
             path: "Tests/SessionStoreTests"),
         .testTarget(
             name: "AWSCredentialsTests", dependencies: ["AWSCredentials", "HTTPServer", "HTTPClient", "Primitives", "DialogWire"],

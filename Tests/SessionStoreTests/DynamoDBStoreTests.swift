@@ -1,6 +1,7 @@
 import DialogWire
 import Foundation
 import HTTPClient
+import TestSupport
 import XCTest
 @testable import SessionStore
 
@@ -137,16 +138,11 @@ final class DynamoDBStoreTests: SessionStoreContractTests {
         s.channels["whatsapp"] = ChannelState(userId: "u1", sessionId: "s1", lastSeen: 7)
         try store.insertOnTop(s)
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["scripts/check_dynamodb_items.py", endpoint, store.table, "conv-1"]
-        process.environment = env.merging(["PYTHONPATH": path]) { $1 }
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0)
-        let line = try JSONParser.parse(Array(out.fileHandleForReading.readDataToEndOfFile()))
+        let (status, output) = try Subprocess.run(
+            python, ["scripts/check_dynamodb_items.py", endpoint, store.table, "conv-1"],
+            environment: env.merging(["PYTHONPATH": path]) { $1 })
+        XCTAssertEqual(status, 0)
+        let line = try JSONParser.parse(output)
         XCTAssertEqual(
             line["types"],
             .object([

@@ -2,6 +2,7 @@ import CSQLite
 import DialogWire
 import Foundation
 import Primitives
+import TestSupport
 import XCTest
 @testable import SessionStore
 
@@ -266,19 +267,13 @@ final class SQLiteStoreTests: SessionStoreContractTests {
 
     /// The row count, read by a separate process with its own SQLite (Python's).
     private func pythonCount() throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "python3", "-c",
-            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute('select count(*) from snapshots').fetchone()[0]); c.close()",
-            path,
-        ]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        process.waitUntilExit()
-        return String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let (status, output) = try Subprocess.run(
+            "/usr/bin/env",
+            ["python3", "-c",
+             "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute('select count(*) from snapshots').fetchone()[0]); c.close()",
+             path])
+        XCTAssertEqual(status, 0)
+        return String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     func testCreatesParentFolderAndUsesWAL() throws {
