@@ -16,6 +16,9 @@ final class SQLiteConnection: @unchecked Sendable {
         let code: Int32
         let extended: Int32
         let message: String
+
+        /// The one mapping of a SQLite failure: the store cannot take the request now.
+        func storeError(_ what: String) -> StoreError { .unavailable("\(what): \(message) (sqlite \(extended))") }
     }
 
     init(path: String, busyTimeoutMs: Int, synchronous: String) throws(StoreError) {
@@ -129,7 +132,7 @@ extension Locked where Value == SQLiteConnection {
         }
         switch result {
         case .success(let value): return value
-        case .failure(let f): throw .unavailable("\(what): \(f.message) (sqlite \(f.extended))")
+        case .failure(let f): throw f.storeError(what)
         }
     }
 }
@@ -203,7 +206,7 @@ final class SQLiteConnectionPool: Sendable {
         }
         defer { idle.withLock { $0.append(connection) } }
         do { return try body(connection) } catch {
-            throw .unavailable("\(what): \(error.message) (sqlite \(error.extended))")
+            throw error.storeError(what)
         }
     }
 }

@@ -75,10 +75,6 @@ public final class SQLiteStore: SessionStore {
         try readers.warmUp()
     }
 
-    private static func mapFailure(_ f: SQLiteConnection.Failure, _ what: String) -> StoreError {
-        .unavailable("\(what): \(f.message) (sqlite \(f.extended))")
-    }
-
     /// The columns every read selects, in the order `stored` reads them.
     static let columns = "version, snapshot, updated_at, expires_at"
 
@@ -185,7 +181,7 @@ public final class SQLiteStore: SessionStore {
             do throws(SQLiteConnection.Failure) {
                 try conn.query("BEGIN IMMEDIATE", bind: { _ in })
             } catch {
-                return Array(repeating: .failure(Self.mapFailure(error, "begin")), count: batch.count)
+                return Array(repeating: .failure(error.storeError("begin")), count: batch.count)
             }
             var results: [Result<Void, StoreError>] = []
             results.reserveCapacity(batch.count)
@@ -241,7 +237,7 @@ public final class SQLiteStore: SessionStore {
                 return results
             } catch {
                 try? conn.query("ROLLBACK", bind: { _ in })
-                return Array(repeating: .failure(Self.mapFailure(error, "insert")), count: batch.count)
+                return Array(repeating: .failure(error.storeError("insert")), count: batch.count)
             }
         }
     }

@@ -15,15 +15,7 @@ function setup(thread)
    table.insert(threads, thread)
 end
 
--- A random prefix per run and thread: event ids stay unique across runs against one
--- service (a warm-up, then the measurement), which would otherwise answer "duplicate".
-local run_id = ""
-do
-   local f = io.open("/dev/urandom", "rb")
-   local bytes = f:read(6)
-   f:close()
-   for i = 1, #bytes do run_id = run_id .. string.format("%02x", bytes:byte(i)) end
-end
+local run_id = dofile(here .. "run_id.lua")
 
 local cursor = 0
 local counter = 0
