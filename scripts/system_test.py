@@ -202,7 +202,7 @@ def versions_of(port, cid):
     """Every stored version of a conversation, newest first ([] on 404)."""
     out, before = [], None
     while True:
-        path = f"/sessions/{cid}/versions?limit=100" + (f"&before={before}" if before else "")
+        path = f"/sessions/{cid}/versions?limit=25" + (f"&before={before}" if before else "")
         status, body = get_json(port, path)
         if status == 404:
             return out
