@@ -63,6 +63,22 @@ final class DynamoDBStoreTests: SessionStoreContractTests {
         _ = try makeStore()
     }
 
+    func testQueryPageItems_longListingsPageInSmallRequests() throws {
+        let shared = try makeStore() as! DynamoDBStore
+        let store = DynamoDBStore(client: shared.client, table: shared.table, queryPageItems: 2)
+        for v in 1...5 { try store.insertOnTop(Self.snapshot("paged", Int64(v))) }
+        var before = store.client.requestCounts
+        XCTAssertEqual(try store.versions("paged", limit: 5, before: nil).map(\.version), [5, 4, 3, 2, 1])
+        XCTAssertEqual(store.client.requestCounts, before.merging(["Query": 3]) { $0 + $1 }, "2 + 2 + 1 items")
+        before = store.client.requestCounts
+        XCTAssertEqual(try store.versions("paged", limit: 3, before: 5).map(\.version), [4, 3, 2])
+        XCTAssertEqual(store.client.requestCounts, before.merging(["Query": 2]) { $0 + $1 })
+        // Erasure reads keys only, in pages of its own size: one Query finds all five.
+        before = store.client.requestCounts
+        XCTAssertEqual(try store.deleteConversation("paged"), 5)
+        XCTAssertEqual(store.client.requestCounts["Query"], before["Query", default: 0] + 2, "the keys, then nothing left")
+    }
+
     func testCreateTableIsIdempotent() throws {
         let store = try makeStore() as! DynamoDBStore
         XCTAssertNoThrow(try store.createTableIfMissing())

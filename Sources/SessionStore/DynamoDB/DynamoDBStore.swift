@@ -12,13 +12,18 @@ public final class DynamoDBStore: SessionStore {
     public let client: DynamoDBClient
     public let table: String
     private let dynamo: DynamoDBTable
+    /// Most items one Query request asks for; longer listings page. Snapshots carry every
+    /// slot, so a 100-version page of a long conversation is megabytes: smaller pages keep
+    /// each request well inside `requestTimeoutMs` (DynamoDB itself stops a page at 1 MB).
+    public let queryPageItems: Int
 
     /// The sessions table's keys (SPEC "DynamoDB item").
     public static let schema = DynamoDBTable.Schema(hashKey: ("ConversationId", "S"), rangeKey: ("SessionVersion", "N"))
 
-    public init(client: DynamoDBClient, table: String) {
+    public init(client: DynamoDBClient, table: String, queryPageItems: Int = 25) {
         self.client = client
         self.table = table
+        self.queryPageItems = max(1, queryPageItems)
         self.dynamo = DynamoDBTable(client: client, name: table)
     }
 
@@ -106,11 +111,13 @@ public final class DynamoDBStore: SessionStore {
 
     private func items(_ answer: JSONValue) throws(StoreError) -> [[String: AttributeValue]] { try dynamo.items(answer) }
 
-    /// Query with the key condition, newest first unless `ascending`; pages until `limit`
-    /// items or the end.
+    /// Query with the key condition, newest first unless `ascending`; pages (at most
+    /// `queryPageItems` a request) until `limit` items or the end.
     private func query(
-        _ conversationId: String, before: Int64?, limit: Int, projection: String, ascending: Bool = false
+        _ conversationId: String, before: Int64?, limit: Int, projection: String, ascending: Bool = false,
+        pageItems: Int? = nil
     ) throws(StoreError) -> [[String: AttributeValue]] {
+        let pageItems = pageItems ?? queryPageItems
         var found: [[String: AttributeValue]] = []
         var startKey: JSONValue?
         repeat {
@@ -124,7 +131,7 @@ public final class DynamoDBStore: SessionStore {
                 Self.writeProjection(projection, to: &w)
                 w.key("ScanIndexForward"); w.value(ascending)
                 w.key("ConsistentRead"); w.value(true)
-                w.key("Limit"); w.value(limit - found.count)
+                w.key("Limit"); w.value(min(limit - found.count, pageItems))
                 if let startKey { w.key("ExclusiveStartKey"); w.value(startKey) }
             }
             found += try items(answer)
@@ -225,7 +232,7 @@ public final class DynamoDBStore: SessionStore {
         let page = 100
         var deleted = 0
         for _ in 0..<10_000 {
-            let keys = try query(conversationId, before: nil, limit: page + 1, projection: "#v", ascending: true)
+            let keys = try query(conversationId, before: nil, limit: page + 1, projection: "#v", ascending: true, pageItems: page + 1)
                 .compactMap { $0["SessionVersion"]?.int64Value }
             guard let newest = keys.last else { return deleted }
             // Without a key past this page, its last key is the newest version: keep it for last.
