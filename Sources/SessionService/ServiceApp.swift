@@ -33,7 +33,8 @@ public final class ServiceApp: Sendable {
             awsCredentials = nil
             let sqlite = SQLiteStore.Configuration(
                 path: configuration.sqlitePath, busyTimeoutMs: configuration.sqliteBusyTimeoutMs,
-                synchronous: configuration.sqliteSynchronous, readConnections: configuration.sqliteReadConnections)
+                synchronous: configuration.sqliteSynchronous, readConnections: configuration.sqliteReadConnections,
+                checkpointPages: configuration.sqliteCheckpointPages)
             store = try SQLiteStore(configuration: sqlite)
             links = try SQLiteLinkStore(configuration: sqlite)
         case .dynamodb:

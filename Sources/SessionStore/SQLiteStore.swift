@@ -19,12 +19,24 @@ public final class SQLiteStore: SessionStore {
         /// Read connections (`SQLITE_READ_CONNECTIONS`): WAL readers never block each other,
         /// so concurrent requests read in parallel instead of queueing on one connection's lock.
         public var readConnections = 4
+        /// WAL pages at which a background checkpoint starts (`SQLITE_CHECKPOINT_PAGES`);
+        /// commits checkpoint inline only past 4× this (see `SQLiteCheckpointer`).
+        public var checkpointPages = 1000
 
-        public init(path: String, busyTimeoutMs: Int = 5000, synchronous: String = "FULL", readConnections: Int = 4) {
+        public init(
+            path: String, busyTimeoutMs: Int = 5000, synchronous: String = "FULL", readConnections: Int = 4,
+            checkpointPages: Int = 1000
+        ) {
             self.path = path
             self.busyTimeoutMs = busyTimeoutMs
             self.synchronous = synchronous
             self.readConnections = max(1, readConnections)
+            self.checkpointPages = max(1, checkpointPages)
+        }
+
+        /// A connection to this file with these settings.
+        func open() throws(StoreError) -> SQLiteConnection {
+            try SQLiteConnection(path: path, busyTimeoutMs: busyTimeoutMs, synchronous: synchronous)
         }
     }
 
@@ -34,6 +46,7 @@ public final class SQLiteStore: SessionStore {
     private let readers: SQLiteConnectionPool
     public let configuration: Configuration
     private let writeQueue = Locked(WriteQueue())
+    private let checkpointer: SQLiteCheckpointer
 
     /// A rowid table on purpose: rows (about 1 KB with the 64-id dedupe window) are
     /// appended in rowid order, so a commit writes them to a few sequential pages, while the
@@ -59,21 +72,29 @@ public final class SQLiteStore: SessionStore {
     public init(configuration: Configuration) throws(StoreError) {
         self.configuration = configuration
         try SQLiteConnection.createParentFolder(of: configuration.path)
-        let writeConnection = try SQLiteConnection(
-            path: configuration.path, busyTimeoutMs: configuration.busyTimeoutMs, synchronous: configuration.synchronous)
+        let writeConnection = try configuration.open()
         do {
             try writeConnection.exec(Self.schema)
         } catch {
             throw .unavailable("cannot create schema in \(configuration.path): \(error.message)")
         }
+        checkpointer = SQLiteCheckpointer(connection: try configuration.open(), pages: configuration.checkpointPages)
+        checkpointer.attach(to: writeConnection)
         writer = Locked(writeConnection)
         readers = SQLiteConnectionPool(size: configuration.readConnections) { () throws(StoreError) in
-            try SQLiteConnection(
-                path: configuration.path, busyTimeoutMs: configuration.busyTimeoutMs, synchronous: configuration.synchronous)
+            try configuration.open()
         }
         // Open one now, so a file that cannot be read fails start-up rather than the first request.
         try readers.warmUp()
     }
+
+    deinit {
+        writer.withLock { checkpointer.detach(from: $0) }
+        checkpointer.stop()
+    }
+
+    /// Checkpoints run so far, in the background and inline.
+    var checkpoints: SQLiteCheckpointer.Counts { checkpointer.counts }
 
     /// The columns every read selects, in the order `stored` reads them.
     static let columns = "version, snapshot, updated_at, expires_at"

@@ -46,15 +46,17 @@ final class ConfigurationTests: XCTestCase {
     func testScaleAndLinkLimits() throws {
         let file = try tempFile("{}")
         let c = try load(
-            ["SNAPSHOT_CACHE_ENTRIES": "0", "SQLITE_READ_CONNECTIONS": "8", "IDLE_HANDOFF_MS": "0", "MAX_IDLE_WORKERS": "2",
+            ["SNAPSHOT_CACHE_ENTRIES": "0", "SQLITE_READ_CONNECTIONS": "8", "SQLITE_CHECKPOINT_PAGES": "5000", "IDLE_HANDOFF_MS": "0", "MAX_IDLE_WORKERS": "2",
              "IDENTITY_HASH_KEY": "k-0123456789abcdef", "DYNAMODB_LINKS_TABLE": "L"], file: file)
         XCTAssertEqual(c.snapshotCacheEntries, 0)
         XCTAssertEqual(c.sqliteReadConnections, 8)
+        XCTAssertEqual(c.sqliteCheckpointPages, 5000)
+        XCTAssertEqual(try load([:], file: file).sqliteCheckpointPages, 1000, "SQLite's own default, off the commit path")
         XCTAssertEqual(c.http.idleHandoffDelayMs, 0)
         XCTAssertEqual(c.http.maxIdleWorkers, 2)
         XCTAssertEqual(c.identityHashKey, "k-0123456789abcdef")
         XCTAssertEqual(c.dynamoLinksTable, "L")
-        for (name, bad) in [("SNAPSHOT_CACHE_ENTRIES", "-1"), ("SQLITE_READ_CONNECTIONS", "0"), ("IDLE_HANDOFF_MS", "x"),
+        for (name, bad) in [("SNAPSHOT_CACHE_ENTRIES", "-1"), ("SQLITE_READ_CONNECTIONS", "0"), ("SQLITE_CHECKPOINT_PAGES", "9"), ("IDLE_HANDOFF_MS", "x"),
                             ("MAX_IDLE_WORKERS", "-3"), ("DYNAMODB_LINKS_TABLE", "CognigySessions")] {
             XCTAssertThrowsError(try load([name: bad], file: file), name) {
                 XCTAssertEqual(($0 as? ConfigError)?.variable, name)

@@ -248,6 +248,38 @@ final class SQLiteStoreTests: SessionStoreContractTests {
         XCTAssertEqual(try reopened.latest("c")?.snapshot.get().slots, ["k": "v"])
     }
 
+    /// SQLITE_CHECKPOINT_PAGES: the WAL is checkpointed by the store's own thread, the
+    /// commits only finish its work (a few frames) so the WAL restarts, and the WAL never
+    /// outgrows 4× the limit. Every version is still there, read through a new store.
+    func testCheckpointPages_backgroundCheckpointsKeepTheWALBounded() throws {
+        let pages = 20
+        weak var released: SQLiteStore?
+        do {
+            let store = try SQLiteStore(configuration: .init(path: path, checkpointPages: pages))
+            released = store
+            let page = String(repeating: "x", count: 3000)  // about a page a version
+            var maxWALBytes = 0
+            for v in 1...600 {
+                try store.insertOnTop(Self.snapshot("c\((v - 1) % 7)", Int64((v - 1) / 7 + 1), slots: ["big": page]))
+                var info = stat()
+                if stat(path + "-wal", &info) == 0 { maxWALBytes = max(maxWALBytes, Int(info.st_size)) }
+            }
+            let counts = store.checkpoints
+            XCTAssertGreaterThan(counts.background, 0, "\(counts)")
+            XCTAssertGreaterThan(counts.inline, 0, "the catch-up that lets the WAL restart: \(counts)")
+            // A WAL frame is a 4 KiB page plus a 24-byte header; the file has a 32-byte header.
+            let limit = (4 * pages + 10) * (4096 + 24) + 32
+            XCTAssertLessThanOrEqual(maxWALBytes, limit, "600 versions of ~1 page: the WAL restarted, \(counts)")
+        }
+        XCTAssertNil(released, "the store (and its checkpoint thread) is gone")
+        let reopened = try SQLiteStore(configuration: .init(path: path))
+        for c in 0..<7 {
+            let versions = try reopened.versions("c\(c)", limit: 200, before: nil)
+            XCTAssertEqual(versions.map(\.version), Array((1...Int64(versions.count)).reversed()), "c\(c) contiguous")
+        }
+        XCTAssertEqual(try (0..<7).reduce(0) { $0 + (try reopened.versions("c\($1)", limit: 200, before: nil).count) }, 600)
+    }
+
     /// Another process (an operator's sqlite3, a second replica) opening and closing the file
     /// while the service runs must not take the WAL away from it. Opening a further
     /// connection in the service (the links, a pooled reader) used to open and close the

@@ -1,3 +1,4 @@
+import CSQLite
 import Primitives
 
 /// Links in a table of the sessions' SQLite file, through a connection of their own (a
@@ -19,8 +20,10 @@ public final class SQLiteLinkStore: LinkStore {
 
     public init(configuration: SQLiteStore.Configuration) throws(StoreError) {
         try SQLiteConnection.createParentFolder(of: configuration.path)
-        let conn = try SQLiteConnection(
-            path: configuration.path, busyTimeoutMs: configuration.busyTimeoutMs, synchronous: configuration.synchronous)
+        let conn = try configuration.open()
+        // The sessions' writer checkpoints this file off the commit path; this connection
+        // checkpoints inline only where that one would (past 4× SQLITE_CHECKPOINT_PAGES).
+        sqlite3_wal_autocheckpoint(conn.db, Int32(clamping: configuration.checkpointPages * 4))
         do { try conn.exec(Self.schema) } catch {
             throw .unavailable("cannot create the links table in \(configuration.path): \(error.message)")
         }
