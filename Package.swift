@@ -88,6 +88,16 @@ let package = Package(
     swiftLanguageModes: [.v6]
 )
 
+// Release builds optimise across our own modules: generic code that one module calls in
+// another (LRUCache<String, StoredVersion>, the JSON writer) is specialised at the call
+// instead of running through witness tables. Measured on the webhook: about 5% less CPU a
+// request (97 vs 103 µs, two interleaved rounds). Debug and sanitizer builds are unchanged.
+for target in package.targets where target.type == .regular || target.type == .executable {
+    target.swiftSettings = (target.swiftSettings ?? []) + [
+        .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))
+    ]
+}
+
 // libFuzzer targets (Fuzz/, scripts/fuzz.sh): declared only when COGNIGY_FUZZ=1, so plain
 // builds, tests and releases never see them. scripts/fuzz.sh builds them with
 // --sanitize=fuzzer --sanitize=address in their own scratch path (.build-fuzz). Each
