@@ -40,7 +40,7 @@ public struct ServiceConfiguration: Sendable {
         .init(name: "SQLITE_PATH", defaultValue: "./data/sessions.sqlite", help: "SQLite file (WAL); parent folder created", secret: false),
         .init(name: "SQLITE_BUSY_TIMEOUT_MS", defaultValue: "5000", help: "wait for another writer's lock before answering 503", secret: false),
         .init(name: "SQLITE_READ_CONNECTIONS", defaultValue: "4", help: "SQLite connections reading in parallel (WAL readers never block each other)", secret: false),
-        .init(name: "SQLITE_CHECKPOINT_PAGES", defaultValue: "1000", help: "WAL pages at which a background thread checkpoints the sessions file (commits checkpoint inline only past 4x this)", secret: false),
+        .init(name: "SQLITE_CHECKPOINT_PAGES", defaultValue: "100", help: "WAL pages at which a background thread checkpoints the sessions file (commits checkpoint inline only past 4x this)", secret: false),
         .init(name: "SQLITE_SYNCHRONOUS", defaultValue: "full", help: "full (a 200 survives power loss; fsync per group commit) or normal (survives a process crash only)", secret: false),
         .init(name: "DYNAMODB_TABLE", defaultValue: "CognigySessions", help: "DynamoDB table name", secret: false),
         .init(name: "DYNAMODB_CREATE_TABLE", defaultValue: "false", help: "create the service's tables (sessions, links) and enable their TTL if missing", secret: false),
@@ -113,7 +113,7 @@ public struct ServiceConfiguration: Sendable {
     public var sqlitePath = "./data/sessions.sqlite"
     public var sqliteBusyTimeoutMs = 5000
     public var sqliteReadConnections = 4
-    public var sqliteCheckpointPages = 1000
+    public var sqliteCheckpointPages = 100
     public var sqliteSynchronous = "FULL"
     public var dynamoTable = "CognigySessions"
     public var dynamoLinksTable = "CognigySessionLinks"

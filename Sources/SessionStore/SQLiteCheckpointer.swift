@@ -3,6 +3,9 @@ import Dispatch
 import Primitives
 
 /// Checkpoints the sessions file's WAL on a thread of its own, so commits rarely wait for one.
+/// Small and frequent (`SQLITE_CHECKPOINT_PAGES`, 100 by default): each pass's flush of the
+/// database file delays the commits' WAL syncs on the same disk, so short flushes keep the
+/// tail short (README, Performance: p99 5.5 ms instead of 12–15 ms at full load).
 ///
 /// SQLite's default checkpoints inline: the commit that takes the WAL past 1000 pages
 /// copies all of them into the database file and fsyncs it before its caller is answered,

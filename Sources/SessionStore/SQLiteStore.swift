@@ -21,11 +21,11 @@ public final class SQLiteStore: SessionStore {
         public var readConnections = 4
         /// WAL pages at which a background checkpoint starts (`SQLITE_CHECKPOINT_PAGES`);
         /// commits checkpoint inline only past 4× this (see `SQLiteCheckpointer`).
-        public var checkpointPages = 1000
+        public var checkpointPages = 100
 
         public init(
             path: String, busyTimeoutMs: Int = 5000, synchronous: String = "FULL", readConnections: Int = 4,
-            checkpointPages: Int = 1000
+            checkpointPages: Int = 100
         ) {
             self.path = path
             self.busyTimeoutMs = busyTimeoutMs

@@ -51,7 +51,7 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(c.snapshotCacheEntries, 0)
         XCTAssertEqual(c.sqliteReadConnections, 8)
         XCTAssertEqual(c.sqliteCheckpointPages, 5000)
-        XCTAssertEqual(try load([:], file: file).sqliteCheckpointPages, 1000, "SQLite's own default, off the commit path")
+        XCTAssertEqual(try load([:], file: file).sqliteCheckpointPages, 100, "small checkpoints: the shortest tail measured")
         XCTAssertEqual(c.http.idleHandoffDelayMs, 0)
         XCTAssertEqual(c.http.maxIdleWorkers, 2)
         XCTAssertEqual(c.identityHashKey, "k-0123456789abcdef")
