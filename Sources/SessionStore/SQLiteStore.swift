@@ -45,7 +45,7 @@ public final class SQLiteStore: SessionStore {
     private let writer: Locked<SQLiteConnection>
     private let readers: SQLiteConnectionPool
     public let configuration: Configuration
-    private let writeQueue = Locked(WriteQueue())
+    private let groupCommit: SQLiteGroupCommit<PendingWrite>
     private let checkpointer: SQLiteCheckpointer
 
     /// A rowid table on purpose: rows (about 1 KB with the 64-id dedupe window) are
@@ -80,7 +80,9 @@ public final class SQLiteStore: SessionStore {
         }
         checkpointer = SQLiteCheckpointer(connection: try configuration.open(), pages: configuration.checkpointPages)
         checkpointer.attach(to: writeConnection)
-        writer = Locked(writeConnection)
+        let writer = Locked(writeConnection)
+        self.writer = writer
+        groupCommit = try SQLiteGroupCommit { batch in Self.commit(batch, on: writer) }
         readers = SQLiteConnectionPool(size: configuration.readConnections) { () throws(StoreError) in
             try configuration.open()
         }
@@ -89,9 +91,13 @@ public final class SQLiteStore: SessionStore {
     }
 
     deinit {
+        groupCommit.stop()
         writer.withLock { checkpointer.detach(from: $0) }
         checkpointer.stop()
     }
+
+    /// Group-commit batches so far and the writes they held.
+    var commitBatches: (batches: Int, writes: Int) { groupCommit.stats }
 
     /// Checkpoints run so far, in the background and inline.
     var checkpoints: SQLiteCheckpointer.Counts { checkpointer.counts }
@@ -143,61 +149,21 @@ public final class SQLiteStore: SessionStore {
         }
     }
 
-    /// Conditional insert with group commit. Concurrent callers queue; the first becomes the
-    /// leader and commits everything queued in one transaction (each row `ON CONFLICT DO
-    /// NOTHING`, a row that changed nothing is that caller's version conflict), then hands
-    /// leadership to the next waiter. One commit then writes the hot B-tree pages once per
-    /// batch instead of once per row. Nobody is answered before its transaction commits, and
-    /// a failed commit fails the whole batch (nothing half-written).
+    /// Conditional insert with group commit (`SQLiteGroupCommit`): concurrent callers' rows
+    /// commit together in one transaction (each `ON CONFLICT DO NOTHING`, a row that changed
+    /// nothing is that caller's version conflict). One commit then writes the hot B-tree
+    /// pages and syncs the WAL once per batch instead of once per row. Nobody is answered
+    /// before its transaction commits, and a failed commit fails the whole batch.
     public func insert(_ snapshot: SessionSnapshot, after basis: WriteBasis?) throws(StoreError) -> WriteBasis {
         var slots = JSONWriter(capacity: 64)
         SessionSnapshot.writeStringMap(snapshot.slots, to: &slots)
         let bytes = snapshot.serializedBytes()
-        let me = PendingWrite(snapshot: snapshot, basis: basis, slotsJSON: slots.string, bytes: bytes)
-        try enqueue(me)
+        try groupCommit.submit(PendingWrite(snapshot: snapshot, basis: basis, slotsJSON: slots.string, bytes: bytes))
         return WriteBasis(version: snapshot.sessionVersion, updatedAt: snapshot.updatedAt, fingerprint: BytesFingerprint.of(bytes))
     }
 
-    /// Group commit: see `insert`.
-    private func enqueue(_ me: PendingWrite) throws(StoreError) {
-        var leading = writeQueue.withLock { q -> Bool in
-            q.pending.append(me)
-            if q.leaderActive { return false }
-            q.leaderActive = true
-            return true
-        }
-        while true {
-            if leading {
-                let batch = writeQueue.withLock { q -> [PendingWrite] in
-                    let b = q.pending
-                    q.pending.removeAll(keepingCapacity: true)
-                    return b
-                }
-                let results = commit(batch)
-                let next = writeQueue.withLock { q -> PendingWrite? in
-                    for (write, result) in zip(batch, results) { write.outcome = .done(result) }
-                    guard let first = q.pending.first else {
-                        q.leaderActive = false
-                        return nil
-                    }
-                    first.outcome = .lead
-                    return first
-                }
-                for write in batch where write !== me { write.wake.signal() }
-                next?.wake.signal()
-            } else {
-                me.wake.wait()
-            }
-            switch writeQueue.withLock({ _ in me.outcome }) {
-            case .done(let result): return try result.get()
-            case .lead: leading = true
-            case .waiting: leading = false
-            }
-        }
-    }
-
     /// One transaction for a batch; a result per write, in order.
-    private func commit(_ batch: [PendingWrite]) -> [Result<Void, StoreError>] {
+    private static func commit(_ batch: [PendingWrite], on writer: Locked<SQLiteConnection>) -> [Result<Void, StoreError>] {
         writer.withLock { conn -> [Result<Void, StoreError>] in
             do throws(SQLiteConnection.Failure) {
                 try conn.query("BEGIN IMMEDIATE", bind: { _ in })
@@ -308,33 +274,10 @@ public final class SQLiteStore: SessionStore {
     }
 }
 
-/// The group-commit queue: writes waiting for a leader, and whether one is committing.
-private struct WriteQueue {
-    var pending: [PendingWrite] = []
-    var leaderActive = false
-}
-
-/// One caller's conditional insert while it waits for its batch to commit.
-/// `@unchecked Sendable`: `outcome` is only read or written under the store's
-/// `writeQueue` lock; the other fields are immutable.
-private final class PendingWrite: @unchecked Sendable {
-    enum Outcome {
-        case waiting
-        case lead
-        case done(Result<Void, StoreError>)
-    }
-
+/// One caller's conditional insert, as the writer thread commits it.
+private struct PendingWrite: Sendable {
     let snapshot: SessionSnapshot
     let basis: WriteBasis?
     let slotsJSON: String
     let bytes: [UInt8]
-    var outcome: Outcome = .waiting
-    let wake = DispatchSemaphore(value: 0)
-
-    init(snapshot: SessionSnapshot, basis: WriteBasis?, slotsJSON: String, bytes: [UInt8]) {
-        self.snapshot = snapshot
-        self.basis = basis
-        self.slotsJSON = slotsJSON
-        self.bytes = bytes
-    }
 }

@@ -1,0 +1,131 @@
+import Dispatch
+import Foundation
+import Primitives
+import XCTest
+@testable import SessionStore
+
+/// The group commit's hand-offs, with a commit function that records its batches instead
+/// of SQLite (the store's own tests cover the SQL).
+final class SQLiteGroupCommitTests: XCTestCase {
+    /// Records each batch; can hold a commit open until released, and fail chosen writes.
+    final class Recorder: @unchecked Sendable {
+        let batches = Locked<[[Int]]>([])
+        let gate = DispatchSemaphore(value: 0)
+        let entered = DispatchSemaphore(value: 0)
+        let holdFirst: Bool
+
+        init(holdFirst: Bool) { self.holdFirst = holdFirst }
+
+        func commit(_ batch: [Int]) -> [Result<Void, StoreError>] {
+            let first = batches.withLock { b -> Bool in
+                b.append(batch)
+                return b.count == 1
+            }
+            if first && holdFirst {
+                entered.signal()
+                gate.wait()
+            }
+            return batch.map { $0 < 0 ? .failure(.versionConflict(conversationId: "c", version: Int64($0))) : .success(()) }
+        }
+    }
+
+    func testALoneWriteCommitsOnTheCallersThread() throws {
+        let recorder = Recorder(holdFirst: false)
+        let committer = try SQLiteGroupCommit<Int> { recorder.commit($0) }
+        let caller = pthread_self()
+        let committedOn = Locked<pthread_t?>(nil)
+        let onCaller = try SQLiteGroupCommit<Int> { batch in
+            committedOn.withLock { $0 = pthread_self() }
+            return batch.map { _ in .success(()) }
+        }
+        try committer.submit(1)
+        try committer.submit(2)
+        try onCaller.submit(3)
+        XCTAssertEqual(recorder.batches.withLock { $0 }, [[1], [2]])
+        XCTAssertEqual(committer.stats.batches, 2)
+        let thread = try XCTUnwrap(committedOn.withLock { $0 })
+        XCTAssertNotEqual(pthread_equal(thread, caller), 0, "committed on the caller's own thread, no hand-off")
+        committer.stop()
+        onCaller.stop()
+    }
+
+    /// Writes that arrive while a batch commits wait and then commit together, on the
+    /// writer thread; each caller gets its own result.
+    func testWritesQueuedDuringACommit_commitAsOneBatchWithTheirOwnResults() throws {
+        let recorder = Recorder(holdFirst: true)
+        let committer = try SQLiteGroupCommit<Int> { recorder.commit($0) }
+        let results = Locked<[Int: Bool]>([:])
+        let done = DispatchGroup()
+        done.enter()
+        spawnThread {
+            defer { done.leave() }
+            let ok = (try? committer.submit(0)) != nil
+            results.withLock { $0[0] = ok }
+        }
+        recorder.entered.wait()  // the first write is committing and held open
+        let writes = [1, -2, 3, -4, 5]
+        for write in writes {
+            done.enter()
+            spawnThread {
+                defer { done.leave() }
+                let ok = (try? committer.submit(write)) != nil
+                results.withLock { $0[write] = ok }
+            }
+        }
+        // All five are queued behind the held commit (the queue is the only way to see it).
+        let deadline = Date().addingTimeInterval(10)
+        while committer.queuedCount < writes.count && Date() < deadline { usleep(1_000) }
+        XCTAssertEqual(committer.queuedCount, writes.count)
+        recorder.gate.signal()
+        XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+
+        let batches = recorder.batches.withLock { $0 }
+        XCTAssertEqual(batches.count, 2, "\(batches)")
+        XCTAssertEqual(batches.first, [0])
+        XCTAssertEqual(batches.last.map { Set($0) }, Set(writes))
+        XCTAssertEqual(results.withLock { $0 }, [0: true, 1: true, -2: false, 3: true, -4: false, 5: true])
+        XCTAssertEqual(committer.stats.writes, 6)
+        committer.stop()
+    }
+
+    func testStop_endsTheThreadAndRefusesLaterWrites() throws {
+        let recorder = Recorder(holdFirst: false)
+        let committer = try SQLiteGroupCommit<Int> { recorder.commit($0) }
+        try committer.submit(1)
+        committer.stop()
+        XCTAssertThrowsError(try committer.submit(2)) { error in
+            guard case StoreError.unavailable = error else { return XCTFail("\(error)") }
+        }
+        XCTAssertEqual(recorder.batches.withLock { $0 }, [[1]])
+    }
+
+    /// The store's writes under 16 concurrent callers: batched, nothing lost.
+    func testSQLiteStore_concurrentInsertsShareCommits() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gc-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try SQLiteStore(configuration: .init(path: directory.appendingPathComponent("s.sqlite").path))
+        let done = DispatchGroup()
+        let failures = Locked(0)
+        for worker in 0..<16 {
+            done.enter()
+            spawnThread {
+                defer { done.leave() }
+                for version in Int64(1)...25 {
+                    let s = SessionStoreContractTests.snapshot("w\(worker)", version)
+                    do {
+                        let basis = try store.latest("w\(worker)")?.basis
+                        _ = try store.insert(s, after: basis)
+                    } catch {
+                        failures.withLock { $0 += 1 }
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 60), .success)
+        XCTAssertEqual(failures.withLock { $0 }, 0)
+        for worker in 0..<16 {
+            XCTAssertEqual(try store.versions("w\(worker)", limit: 100, before: nil).map(\.version), Array((1...25).reversed()))
+        }
+        XCTAssertEqual(store.commitBatches.writes, 400)
+    }
+}
