@@ -31,6 +31,7 @@ for item in answer["Items"]:
                      "channel": snap.channel, "previous_channel": snap.previous_channel, "intent": snap.intent,
                      "slots": dict(snap.slots), "expires_at": snap.expires_at,
                      "channels": {k: {"user_id": v.user_id, "session_id": v.session_id} for k, v in snap.channels.items()},
-                     "recent_event_ids": list(snap.recent_event_ids)},
+                     "recent_event_ids": list(snap.recent_event_ids),
+                     "recent_event_digests": [f"{d:016x}" for d in snap.recent_event_digests]},
         "expiresAt": int(item["ExpiresAt"]["N"]),
     }, sort_keys=True))

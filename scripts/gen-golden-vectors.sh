@@ -44,6 +44,10 @@ message DialogEventV2 {
   repeated sint32 deltas = 16 [packed = false];
   bytes blob = 536870911;
 }
+message SnapshotUnpacked {
+  string conversation_id = 1;
+  repeated fixed64 recent_event_digests = 12 [packed = false];
+}
 PROTO
 "$VENV/bin/python" -m grpc_tools.protoc -I"$WORK" --python_out="$WORK" "$WORK/dialog.proto" "$WORK/future.proto"
 PROTO_DIR="$WORK" PYTHONPATH="$WORK" "$VENV/bin/python" "$ROOT/scripts/golden_vectors.py" > "$ROOT/Tests/DialogWireTests/Fixtures/golden.json"

@@ -58,7 +58,10 @@ encode_cases = [
                      "whatsapp": {"user_id": "u1", "session_id": "s2", "last_seen": 1718409700},
                      "voice": {}},
         "event_timestamp": 1718409700, "updated_at": 1718409700123, "expires_at": 1719014500,
-        "recent_event_ids": ["e1", "", "h:0123456789abcdef"]}),
+        "recent_event_ids": ["e1", "", "h:0123456789abcdef"],
+        "recent_event_digests": [0x8b5cc4df7eec7d32, 0, 1, 18446744073709551615]}),
+    ("snapshot_digests_only", SNAP, {"conversation_id": "c", "session_version": 2, "channel": "voice",
+        "recent_event_digests": [0xe3b0c44298fc1c14]}),
     ("snapshot_big_version", SNAP, {"conversation_id": "c", "session_version": 300000000000,
         "channel": "x", "updated_at": 1, "expires_at": -5}),
 ]
@@ -95,6 +98,17 @@ v2 = json_format.ParseDict(dict(known, score=0.5, flags=7, nested={"note": "x", 
                            future_pb2.DialogEventV2())
 out["decode"].append({"name": "event_with_unknown_fields", "type": "DialogEvent",
                       "fields": known, "hex": v2.SerializeToString(deterministic=True).hex()})
+
+# recent_event_digests written unpacked (one fixed64 field per value): proto3 parsers must
+# accept a packed field in either form.
+unpacked = json_format.ParseDict({"conversation_id": "c", "recent_event_digests": [7, 18446744073709551615]},
+                                 future_pb2.SnapshotUnpacked()).SerializeToString(deterministic=True)
+check = SNAP()
+check.ParseFromString(unpacked)
+assert list(check.recent_event_digests) == [7, 18446744073709551615]
+out["decode"].append({"name": "snapshot_digests_unpacked", "type": "SessionSnapshot",
+                      "fields": {"conversation_id": "c", "recent_event_digests": [7, 18446744073709551615]},
+                      "hex": unpacked.hex()})
 
 # Fields in reverse order: concatenating single-field serializations is valid protobuf
 # (a parser merges them); protoc's own parser must accept it, and so must ours.

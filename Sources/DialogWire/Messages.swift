@@ -67,8 +67,11 @@ public struct SessionSnapshot: Equatable, Sendable {
     public var updatedAt: Int64 = 0
     /// Epoch seconds.
     public var expiresAt: Int64 = 0
-    /// Ids of the most recent events applied, oldest first.
+    /// Ids of the most recent events applied, oldest first, as written before digests
+    /// (`recentEventDigests`) replaced them: read from older snapshots, never written now.
     public var recentEventIds: [String] = []
+    /// 64-bit digests of the ids of the most recent events applied, oldest first.
+    public var recentEventDigests: [UInt64] = []
 
     public init() {}
 }
@@ -204,7 +207,7 @@ extension SessionSnapshot {
         for id in recentEventIds {
             size += lengthDelimitedFieldSize(11, id.utf8.count)
         }
-        return size
+        return size + packedFixed64FieldSize(12, count: recentEventDigests.count)
     }
 
     /// Deterministic binary encoding, byte-identical to protoc's.
@@ -230,6 +233,7 @@ extension SessionSnapshot {
         for id in recentEventIds {
             writer.writeLengthDelimited(11, id.utf8)
         }
+        writer.writePackedFixed64(12, recentEventDigests)
         return writer.bytes
     }
 
@@ -264,6 +268,9 @@ extension SessionSnapshot {
             case (9, .varint): updatedAt = try reader.readInt64()
             case (10, .varint): expiresAt = try reader.readInt64()
             case (11, .lengthDelimited): recentEventIds.append(try reader.readString(field: 11))
+            // Parsers accept a repeated scalar packed or not (protobuf encoding spec).
+            case (12, .lengthDelimited): recentEventDigests.append(contentsOf: try reader.readPackedFixed64())
+            case (12, .fixed64): recentEventDigests.append(try reader.readFixed64())
             default: try reader.skip(tag)
             }
         }

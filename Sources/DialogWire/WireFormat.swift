@@ -94,6 +94,26 @@ public struct WireReader {
         Int64(bitPattern: try readVarint())
     }
 
+    /// A fixed64 value (8 bytes, little-endian).
+    public mutating func readFixed64() throws(WireError) -> UInt64 {
+        guard end - position >= 8 else { throw .truncated }
+        var value: UInt64 = 0
+        for i in 0..<8 { value |= UInt64(bytes[position + i]) << (8 * UInt64(i)) }
+        position += 8
+        return value
+    }
+
+    /// A packed repeated fixed64 field's values (its payload is 8 bytes per value).
+    public mutating func readPackedFixed64() throws(WireError) -> [UInt64] {
+        let range = try readLengthDelimitedRange()
+        guard range.count % 8 == 0 else { throw .truncated }
+        var inner = WireReader(bytes: bytes, start: range.lowerBound, end: range.upperBound, depth: depth)
+        var values: [UInt64] = []
+        values.reserveCapacity(range.count / 8)
+        while !inner.isAtEnd { values.append(try inner.readFixed64()) }
+        return values
+    }
+
     /// The bounds of a length-delimited field's payload; advances past it.
     mutating func readLengthDelimitedRange() throws(WireError) -> Range<Int> {
         let length = try readVarint()
@@ -206,6 +226,16 @@ public struct WireWriter {
         writeVarint(UInt64(bitPattern: value))
     }
 
+    /// proto3 repeated fixed64, packed (protoc's default): omitted when empty.
+    public mutating func writePackedFixed64(_ number: Int, _ values: [UInt64]) {
+        guard !values.isEmpty else { return }
+        writeTag(number, .lengthDelimited)
+        writeVarint(UInt64(values.count * 8))
+        for value in values {
+            for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: value >> (8 * UInt64(i)))) }
+        }
+    }
+
     /// A sub-message whose size is known before its bytes are written (size-then-write).
     public mutating func writeMessageHeader(_ number: Int, size: Int) {
         writeTag(number, .lengthDelimited)
@@ -230,6 +260,10 @@ func stringFieldSize(_ number: Int, _ value: String) -> Int {
 
 /// Size of a proto3 int64 field (zero when the value is zero: not written).
 @inline(__always)
+func packedFixed64FieldSize(_ number: Int, count: Int) -> Int {
+    count == 0 ? 0 : lengthDelimitedFieldSize(number, count * 8)
+}
+
 func int64FieldSize(_ number: Int, _ value: Int64) -> Int {
     value == 0 ? 0 : WireWriter.tagSize(number) + WireWriter.varintSize(UInt64(bitPattern: value))
 }

@@ -170,6 +170,7 @@ public final class DialogService: Sendable {
         let now = clockMs()
         if event.timestamp == 0 { event.timestamp = now / 1000 }
 
+        let digest = SessionMerge.eventDigest(eventId)
         var conflicts = 0
         var useCache = true
         for attempt in 0..<limits.writeMaxAttempts {
@@ -182,7 +183,7 @@ public final class DialogService: Sendable {
             }
             let previous = try live(latest, nowMs: clockMs())
 
-            if let previous, previous.recentEventIds.contains(eventId) {
+            if let previous, SessionMerge.remembers(previous, eventId: eventId, digest: digest) {
                 // A duplicate is answered from the store, never from memory alone: the
                 // conversation may have been erased by another replica since.
                 if cached != nil {
@@ -280,7 +281,8 @@ public final class DialogService: Sendable {
     /// queued (the outbox keeps one restore per session, so this cannot pile up).
     private func duplicate(of event: DialogEvent, eventId: String, previous: SessionSnapshot, conflicts: Int) -> IngestResult {
         let wasSwitch =
-            previous.recentEventIds.last == eventId && previous.channel == event.channel
+            SessionMerge.isLastEvent(of: previous, eventId: eventId, digest: SessionMerge.eventDigest(eventId))
+            && previous.channel == event.channel
             && !previous.previousChannel.isEmpty && previous.previousChannel != event.channel
         var restore = RestoreOutcome.none
         if wasSwitch, restorer != nil {
@@ -369,7 +371,10 @@ public final class DialogService: Sendable {
             guard case .success(var next) = source.snapshot else {
                 throw .invalidEvent("Version \(target) is corrupt and cannot be restored.")
             }
-            if case .success(let current) = latest.snapshot { next.recentEventIds = current.recentEventIds }
+            if case .success(let current) = latest.snapshot {
+                next.recentEventIds = current.recentEventIds
+                next.recentEventDigests = current.recentEventDigests
+            }
             let now = clockMs()
             next.sessionVersion = latest.version + 1
             next.updatedAt = now

@@ -1,3 +1,4 @@
+import Crypto
 import DialogWire
 
 /// The merge rules of SPEC "Semantics", pure: version n+1 = version n with the event applied.
@@ -17,6 +18,31 @@ public enum SessionMerge {
         }
         let hex = String(hash, radix: 16)
         return "h:" + String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// The 64-bit digest a snapshot remembers an event id by: the first 8 bytes of the
+    /// SHA-256 of its UTF-8 bytes, big-endian. 8 bytes instead of 36 for a UUID keeps a
+    /// snapshot with 64 remembered ids at about 0.6 KB instead of 2.5 KB (each version is
+    /// a row or item of its own). Two different ids share a digest with probability 2⁻⁶⁴,
+    /// so a new event is mistaken for one of the last 64 with probability below 4·10⁻¹⁸,
+    /// and an id made to match a known one costs a 2⁶⁴ second-preimage search.
+    public static func eventDigest(_ eventId: String) -> UInt64 {
+        let hash = SHA256.hash(Array(eventId.utf8))
+        var digest: UInt64 = 0
+        for byte in hash.prefix(8) { digest = digest << 8 | UInt64(byte) }
+        return digest
+    }
+
+    /// Whether `snapshot` remembers the event (`digest` is `eventDigest(eventId)`): by its
+    /// digest, or by the plain id a snapshot written before digests holds.
+    public static func remembers(_ snapshot: SessionSnapshot, eventId: String, digest: UInt64) -> Bool {
+        snapshot.recentEventDigests.contains(digest) || snapshot.recentEventIds.contains(eventId)
+    }
+
+    /// Whether the event is the last one applied to `snapshot`.
+    public static func isLastEvent(of snapshot: SessionSnapshot, eventId: String, digest: UInt64) -> Bool {
+        if let last = snapshot.recentEventDigests.last { return last == digest }
+        return snapshot.recentEventIds.last == eventId
     }
 
     /// Applies `event` to `previous` (nil: start from empty) as version `version`.
@@ -47,9 +73,14 @@ public enum SessionMerge {
         next.eventTimestamp = event.timestamp
         next.updatedAt = nowMs
         next.expiresAt = nowMs / 1000 + ttlSeconds
-        next.recentEventIds.append(eventId)
-        if next.recentEventIds.count > maxRecentEventIds {
-            next.recentEventIds.removeFirst(next.recentEventIds.count - maxRecentEventIds)
+        // Ids an older snapshot holds in plain text become digests, once.
+        if !next.recentEventIds.isEmpty {
+            next.recentEventDigests = next.recentEventIds.map(eventDigest) + next.recentEventDigests
+            next.recentEventIds = []
+        }
+        next.recentEventDigests.append(eventDigest(eventId))
+        if next.recentEventDigests.count > maxRecentEventIds {
+            next.recentEventDigests.removeFirst(next.recentEventDigests.count - maxRecentEventIds)
         }
         return next
     }

@@ -66,6 +66,9 @@ final class MessagesTests: XCTestCase {
         s.updatedAt = int(f["updated_at"])
         s.expiresAt = int(f["expires_at"])
         if case .array(let ids)? = f["recent_event_ids"] { s.recentEventIds = ids.map { string($0) } }
+        if case .array(let digests)? = f["recent_event_digests"] {
+            s.recentEventDigests = digests.map { if case .number(let n) = $0 { return UInt64(n)! } else { return 0 } }
+        }
         return s
     }
 

@@ -76,7 +76,18 @@ final class WireFormatTests: XCTestCase {
         s.slots = ["a": String(repeating: "x", count: 200)]
         s.channels = ["web": ChannelState(userId: "u", sessionId: "", lastSeen: 9)]
         s.recentEventIds = ["", "e"]
+        s.recentEventDigests = [0, .max, 42]
         XCTAssertEqual(s.serializedSize(), s.serializedBytes().count)
+    }
+
+    /// A packed fixed64 payload that is not a whole number of values is malformed.
+    func testPackedFixed64_partialValueIsTruncated() {
+        // field 12, length-delimited, 9 bytes: one value and one stray byte.
+        let bytes: [UInt8] = [0x62, 0x09] + [UInt8](repeating: 1, count: 9)
+        XCTAssertThrowsError(try SessionSnapshot(serializedBytes: bytes)) { XCTAssertEqual($0 as? WireError, .truncated) }
+        // field 12 as a single fixed64 cut short.
+        XCTAssertThrowsError(try SessionSnapshot(serializedBytes: [0x61, 1, 2, 3])) { XCTAssertEqual($0 as? WireError, .truncated) }
+        XCTAssertEqual(try SessionSnapshot(serializedBytes: [0x62, 0x00]).recentEventDigests, [], "empty packed field")
     }
 
     func testRandomBytesNeverCrash() {

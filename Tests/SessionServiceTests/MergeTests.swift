@@ -17,7 +17,32 @@ final class MergeTests: XCTestCase {
         XCTAssertEqual(s.channels["web-chat"], ChannelState(userId: "u", sessionId: "s1", lastSeen: 100))
         XCTAssertEqual(s.updatedAt, 5_000)
         XCTAssertEqual(s.expiresAt, 65)
-        XCTAssertEqual(s.recentEventIds, ["e1"])
+        XCTAssertEqual(s.recentEventDigests, [0x8b5c_c4df_7eec_7d32], "SHA-256(\"e1\")'s first 8 bytes")
+        XCTAssertEqual(s.recentEventIds, [])
+    }
+
+    /// Fixtures from Python's hashlib: int.from_bytes(sha256(id).digest()[:8], "big").
+    func testEventDigest_firstEightBytesOfSHA256BigEndian() {
+        XCTAssertEqual(SessionMerge.eventDigest("e1"), 0x8b5c_c4df_7eec_7d32)
+        XCTAssertEqual(SessionMerge.eventDigest("e70"), 0xfc7b_052c_508d_c1f8)
+        XCTAssertEqual(SessionMerge.eventDigest(""), 0xe3b0_c442_98fc_1c14)
+    }
+
+    /// A snapshot written before digests holds plain ids: they are still recognised, and the
+    /// next version carries them over as digests (oldest first), never as text again.
+    func testApply_plainIdsOfAnOlderSnapshotBecomeDigests() {
+        var old = SessionMerge.apply(web, to: nil, version: 1, eventId: "x", nowMs: 0, ttlSeconds: 60)
+        old.recentEventDigests = []
+        old.recentEventIds = ["e1", "e7"]
+        XCTAssertTrue(SessionMerge.remembers(old, eventId: "e7", digest: SessionMerge.eventDigest("e7")))
+        XCTAssertTrue(SessionMerge.isLastEvent(of: old, eventId: "e7", digest: SessionMerge.eventDigest("e7")))
+        XCTAssertFalse(SessionMerge.remembers(old, eventId: "e70", digest: SessionMerge.eventDigest("e70")))
+        let next = SessionMerge.apply(web, to: old, version: 2, eventId: "e70", nowMs: 0, ttlSeconds: 60)
+        XCTAssertEqual(next.recentEventIds, [])
+        XCTAssertEqual(next.recentEventDigests, [0x8b5c_c4df_7eec_7d32, 0xf3e2_e400_523c_5068, 0xfc7b_052c_508d_c1f8])
+        XCTAssertTrue(SessionMerge.remembers(next, eventId: "e1", digest: SessionMerge.eventDigest("e1")))
+        XCTAssertTrue(SessionMerge.isLastEvent(of: next, eventId: "e70", digest: SessionMerge.eventDigest("e70")))
+        XCTAssertFalse(SessionMerge.isLastEvent(of: next, eventId: "e7", digest: SessionMerge.eventDigest("e7")))
     }
 
     func testApply_eventWinsPerKey_intentKeptWhenAbsent_previousChannelSticks() {
@@ -42,9 +67,13 @@ final class MergeTests: XCTestCase {
         for i in 1...70 {
             s = SessionMerge.apply(web, to: s, version: Int64(i), eventId: "e\(i)", nowMs: 0, ttlSeconds: 60)
         }
-        XCTAssertEqual(s?.recentEventIds.count, 64)
-        XCTAssertEqual(s?.recentEventIds.first, "e7")
-        XCTAssertEqual(s?.recentEventIds.last, "e70")
+        XCTAssertEqual(s?.recentEventDigests.count, 64)
+        XCTAssertEqual(s?.recentEventDigests.first, SessionMerge.eventDigest("e7"))
+        XCTAssertEqual(s?.recentEventDigests.last, SessionMerge.eventDigest("e70"))
+        XCTAssertEqual(s?.recentEventIds, [])
+        // 64 remembered events take 8 bytes each (plus the field's 3-byte header).
+        let withoutIds = s.map { var copy = $0; copy.recentEventDigests = []; return copy.serializedSize() }
+        XCTAssertEqual(s.map { $0.serializedSize() } ?? 0, (withoutIds ?? 0) + 64 * 8 + 3)
     }
 
     func testEventId_explicitOrStableHash() {

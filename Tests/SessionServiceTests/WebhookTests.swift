@@ -117,6 +117,31 @@ final class WebhookTests: ServiceTestCase {
         }, 1)
     }
 
+    /// A snapshot written before event ids were kept as digests holds them as text: a
+    /// re-delivery of one is still a duplicate, and the next version keeps digests only.
+    func testDuplicateOfAnIdAnOlderVersionStoredAsText() throws {
+        try start()
+        var old = SessionSnapshot()
+        old.conversationId = "legacy"
+        old.sessionVersion = 1
+        old.channel = "web"
+        old.slots = ["a": "1"]
+        old.updatedAt = 1_718_409_600_000
+        old.expiresAt = 4_000_000_000
+        old.recentEventIds = ["in-1", "in-2"]
+        _ = try app.service.store.insert(old, after: nil)
+        for id in ["in-1", "in-2"] {
+            let r = try json(post(#"{"conversationId":"legacy","channel":"web","eventId":"\#(id)","slots":{"a":"2"}}"#))
+            XCTAssertEqual(r["status"], .string("duplicate"), id)
+        }
+        let r = try json(post(#"{"conversationId":"legacy","channel":"web","eventId":"in-3","slots":{"a":"3"}}"#))
+        XCTAssertEqual(r["status"], .string("processed"))
+        let latest = try XCTUnwrap(app.service.store.latest("legacy")).snapshot.get()
+        XCTAssertEqual(latest.recentEventIds, [])
+        XCTAssertEqual(latest.recentEventDigests, ["in-1", "in-2", "in-3"].map(SessionMerge.eventDigest))
+        XCTAssertEqual(try json(post(#"{"conversationId":"legacy","channel":"web","eventId":"in-1"}"#))["status"], .string("duplicate"))
+    }
+
     func testDuplicateWithoutEventId_sameBytesDeduplicated() throws {
         try start()
         let body = #"{"conversationId":"c","channel":"web","slots":{"a":"1"},"timestamp":5}"#

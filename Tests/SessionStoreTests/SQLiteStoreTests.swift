@@ -37,7 +37,7 @@ class SessionStoreContractTests: XCTestCase {
         s.eventTimestamp = 1_718_409_600
         s.updatedAt = 1_718_409_600_000
         s.expiresAt = expiresAt
-        s.recentEventIds = ["e\(version)"]
+        s.recentEventDigests = [UInt64(version)]
         return s
     }
 
