@@ -278,7 +278,7 @@ public enum HTTPHeadParser {
         while valueEnd > valueStart, line[valueEnd - 1] == 0x20 || line[valueEnd - 1] == 0x09 { valueEnd -= 1 }
         let value = line[valueStart..<valueEnd]
         for b in value where (b < 0x20 && b != 0x09) || b == 0x7F { throw .malformedHeader }
-        return (String(decoding: name, as: UTF8.self).lowercased(), String(decoding: value, as: UTF8.self))
+        return (HTTPHeaders.foldedName(name), String(decoding: value, as: UTF8.self))
     }
 
     /// tchar (RFC 9110 §5.6.2).

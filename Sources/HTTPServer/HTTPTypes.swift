@@ -55,18 +55,38 @@ public struct HTTPHeaders: Sendable, Sequence {
         for (n, v) in pairs { add(n, v) }
     }
 
-    public mutating func add(_ name: String, _ value: String) { fields.append((name.lowercased(), value)) }
+    public mutating func add(_ name: String, _ value: String) { fields.append((Self.fold(name), value)) }
 
     /// The first value of `name` (case-insensitive).
     public subscript(_ name: String) -> String? {
-        let lower = name.lowercased()
+        let lower = Self.fold(name)
         return fields.first(where: { $0.name == lower })?.value
     }
 
     /// All values of `name`, in order.
     public func values(_ name: String) -> [String] {
-        let lower = name.lowercased()
+        let lower = Self.fold(name)
         return fields.filter { $0.name == lower }.map(\.value)
+    }
+
+    /// A field name's case-insensitive form. Field names are ASCII tokens (RFC 9110 §5.1),
+    /// so only A–Z fold; a name without capitals (a parsed one, a lookup constant) is
+    /// returned as it is, without the allocation of a Unicode `lowercased()`.
+    static func fold(_ name: String) -> String {
+        guard name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) else { return name }
+        return foldedName(name.utf8)
+    }
+
+    /// The bytes of a field name, A–Z folded to a–z.
+    static func foldedName<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+        String(unsafeUninitializedCapacity: bytes.count) { buffer in
+            var i = 0
+            for b in bytes {
+                buffer[i] = b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z") ? b | 0x20 : b
+                i += 1
+            }
+            return i
+        }
     }
 
     public var count: Int { fields.count }

@@ -30,6 +30,20 @@ final class HTTPParserTests: XCTestCase {
         XCTAssertTrue(head.keepAlive)
     }
 
+    /// Field names compare case-insensitively, ASCII letters only (names are tokens).
+    func testHeaderNames_foldASCIICase() throws {
+        let head = try parse("GET / HTTP/1.1\r\nHOST: x\r\nX-Api-KEY: k1\r\nx-api-key: k2\r\nContent-MD5~!#: y\r\n\r\n")
+        XCTAssertEqual(head.headers.fields.map(\.name), ["host", "x-api-key", "x-api-key", "content-md5~!#"])
+        XCTAssertEqual(head.headers["X-API-Key"], "k1")
+        XCTAssertEqual(head.headers.values("x-Api-key"), ["k1", "k2"])
+        XCTAssertEqual(head.headers["CONTENT-md5~!#"], "y")
+        XCTAssertEqual(HTTPHeaders.fold("already-lower-09"), "already-lower-09")
+        XCTAssertEqual(HTTPHeaders.fold("AZaz@[`{"), "azaz@[`{", "only A-Z fold")
+        var built = HTTPHeaders()
+        built.add("Retry-After", "1")
+        XCTAssertEqual(built.fields.first?.name, "retry-after")
+    }
+
     func testParse_toleratesLeadingEmptyLineAndBareLF() throws {
         let head = try parse("\r\nPOST /x HTTP/1.1\nHost: x\nContent-Length: 3\n\n")
         XCTAssertEqual(head.framing, .contentLength(3))
