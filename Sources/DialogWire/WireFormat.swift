@@ -258,12 +258,14 @@ func stringFieldSize(_ number: Int, _ value: String) -> Int {
     return count == 0 ? 0 : lengthDelimitedFieldSize(number, count)
 }
 
-/// Size of a proto3 int64 field (zero when the value is zero: not written).
+/// Size of a packed repeated fixed64 field of `count` values (zero when empty: not written).
 @inline(__always)
 func packedFixed64FieldSize(_ number: Int, count: Int) -> Int {
     count == 0 ? 0 : lengthDelimitedFieldSize(number, count * 8)
 }
 
+/// Size of a proto3 int64 field (zero when the value is zero: not written).
+@inline(__always)
 func int64FieldSize(_ number: Int, _ value: Int64) -> Int {
     value == 0 ? 0 : WireWriter.tagSize(number) + WireWriter.varintSize(UInt64(bitPattern: value))
 }

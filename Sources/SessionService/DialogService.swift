@@ -190,7 +190,7 @@ public final class DialogService: Sendable {
                     useCache = false
                     continue
                 }
-                return duplicate(of: event, eventId: eventId, previous: previous, conflicts: conflicts)
+                return duplicate(of: event, eventId: eventId, digest: digest, previous: previous, conflicts: conflicts)
             }
 
             // An expired latest is no state at all, but numbering continues after it, and the
@@ -279,9 +279,11 @@ public final class DialogService: Sendable {
     /// latest version, its restore is queued again: the first delivery may have been
     /// acknowledged by the store and then lost with the process before its restore was
     /// queued (the outbox keeps one restore per session, so this cannot pile up).
-    private func duplicate(of event: DialogEvent, eventId: String, previous: SessionSnapshot, conflicts: Int) -> IngestResult {
+    private func duplicate(
+        of event: DialogEvent, eventId: String, digest: UInt64, previous: SessionSnapshot, conflicts: Int
+    ) -> IngestResult {
         let wasSwitch =
-            SessionMerge.isLastEvent(of: previous, eventId: eventId, digest: SessionMerge.eventDigest(eventId))
+            SessionMerge.isLastEvent(of: previous, eventId: eventId, digest: digest)
             && previous.channel == event.channel
             && !previous.previousChannel.isEmpty && previous.previousChannel != event.channel
         var restore = RestoreOutcome.none

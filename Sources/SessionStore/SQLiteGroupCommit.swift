@@ -30,21 +30,31 @@ final class SQLiteGroupCommit<Write: Sendable>: @unchecked Sendable {
         /// A caller or the writer thread is committing; whoever finds it false commits.
         var busy = false
         var stopping = false
+        /// The writer thread has ended (or never started).
+        var exited = false
+        /// Released when the writer thread ends, so whatever it holds (the write
+        /// connection) goes with the store, not later on that thread.
+        var commit: Commit?
         /// Batches committed and the writes in them (`stats`).
         var batches = 0
         var writes = 0
     }
 
-    private let queue = Locked(Queue())
+    private let queue: Locked<Queue>
     private let wake = DispatchSemaphore(value: 0)
     private let exited = DispatchSemaphore(value: 0)
-    private let commit: Commit
+    /// False when no thread could be started: then callers commit every batch themselves.
+    private let hasThread: Bool
 
-    init(commit: @escaping Commit) throws(StoreError) {
-        self.commit = commit
-        guard spawnThread(stackBytes: 256 * 1024, { [self] in run() }) else {
-            throw .unavailable("cannot start the SQLite writer thread")
+    /// - Parameter writerThread: false only in tests, for the path taken when the system
+    ///   refuses a thread.
+    init(writerThread: Bool = true, commit: @escaping Commit) {
+        queue = Locked(Queue(commit: commit))
+        let started = writerThread && spawnThread(stackBytes: 256 * 1024) { [queue, wake, exited] in
+            Self.run(queue, wake, exited)
         }
+        hasThread = started
+        if !started { queue.withLock { $0.exited = true } }
     }
 
     /// Batches committed so far and the writes they held (tests: batching happens).
@@ -61,15 +71,31 @@ final class SQLiteGroupCommit<Write: Sendable>: @unchecked Sendable {
             q.pending.append(waiter)
             if q.busy { return .some(nil) }
             q.busy = true
-            return .some(take(&q))
+            return .some(Self.take(&q))
         }
         guard let own else { throw .unavailable("the SQLite store is closed") }
-        if let batch = own {
+        if var batch = own {
             // Nobody was committing: this caller commits, then hands what queued meanwhile
-            // to the writer thread.
-            let handOver = finish(batch, committed: commit(batch.map(\.write)), stillBusy: { !$0.pending.isEmpty })
-            if handOver { wake.signal() }
-            for other in batch where other !== waiter { other.done.signal() }
+            // to the writer thread (or, without one, commits that too).
+            while true {
+                var signalWriter = false
+                let next = Self.commitBatch(batch, queue) { q -> [Waiter]? in
+                    if q.pending.isEmpty || hasThread {
+                        // Decided under the lock that ends this caller's turn: a new caller
+                        // may take the next turn the moment it is released.
+                        q.busy = !q.pending.isEmpty
+                        signalWriter = hasThread && (q.busy || q.stopping)
+                        return nil
+                    }
+                    return Self.take(&q)
+                }
+                for other in batch where other !== waiter { other.done.signal() }
+                guard let next else {
+                    if signalWriter { wake.signal() }
+                    break
+                }
+                batch = next
+            }
         } else {
             waiter.done.wait()
         }
@@ -77,56 +103,72 @@ final class SQLiteGroupCommit<Write: Sendable>: @unchecked Sendable {
         try (result ?? .failure(.unavailable("write abandoned"))).get()
     }
 
-    /// Lets the thread end and waits for it. Nobody may be committing (the store is unused).
+    /// Lets the writer thread end and waits for it; later writes are refused. Safe to call
+    /// again. Nobody may be waiting in `submit` (the store is no longer used).
     func stop() {
-        let idle = queue.withLock { q -> Bool in
+        let signal = queue.withLock { q -> Bool? in
+            if q.stopping { return nil }
             q.stopping = true
-            return !q.busy
+            return !q.busy && !q.exited
         }
-        if idle { wake.signal() }
-        exited.wait()
+        guard let signal else { return }
+        if signal { wake.signal() }
+        if hasThread { exited.wait() }
     }
 
-    private func take(_ q: inout Queue) -> [Waiter] {
+    private static func take(_ q: inout Queue) -> [Waiter] {
         let batch = q.pending
         q.pending.removeAll(keepingCapacity: true)
         return batch
     }
 
-    /// Records a committed batch's results; `stillBusy` decides, under the lock, whether
-    /// the committer goes on (true) or lets the next caller commit (false).
-    private func finish(
-        _ batch: [Waiter], committed results: [Result<Void, StoreError>], stillBusy: (Queue) -> Bool
-    ) -> Bool {
-        queue.withLock { q -> Bool in
+    /// Commits `batch`, records each waiter's result, and under the same lock lets `next`
+    /// decide what the committer does next (nil: stop committing).
+    private static func commitBatch(
+        _ batch: [Waiter], _ queue: Locked<Queue>, next: (inout Queue) -> [Waiter]?
+    ) -> [Waiter]? {
+        let commit = queue.withLock { $0.commit }
+        let results = commit?(batch.map(\.write)) ?? []
+        precondition(commit == nil || results.count == batch.count, "a commit answers every write of its batch")
+        return queue.withLock { q -> [Waiter]? in
             q.batches += 1
             q.writes += batch.count
             for (index, waiter) in batch.enumerated() {
-                waiter.result = index < results.count ? results[index] : .failure(.unavailable("write not committed"))
+                waiter.result = index < results.count ? results[index] : .failure(.unavailable("the SQLite store is closed"))
             }
-            q.busy = stillBusy(q)
-            return q.busy
+            return next(&q)
         }
     }
 
-    /// The writer thread: asleep until a committing caller hands it the queue, then commits
-    /// until the queue is empty.
-    private func run() {
+    /// The writer thread: asleep until a committing caller hands it the queue (or `stop`
+    /// wakes it), then commits until the queue is empty.
+    private static func run(_ queue: Locked<Queue>, _ wake: DispatchSemaphore, _ exited: DispatchSemaphore) {
         while true {
             wake.wait()
-            while true {
-                let batch = queue.withLock { q -> [Waiter]? in
+            var batch = queue.withLock { q -> [Waiter]? in
+                if q.pending.isEmpty {
+                    q.busy = false
+                    return nil
+                }
+                return take(&q)
+            }
+            while let current = batch {
+                batch = commitBatch(current, queue) { q -> [Waiter]? in
                     if q.pending.isEmpty {
                         q.busy = false
                         return nil
                     }
                     return take(&q)
                 }
-                guard let batch else { break }
-                _ = finish(batch, committed: commit(batch.map(\.write)), stillBusy: { _ in true })
-                for waiter in batch { waiter.done.signal() }
+                for waiter in current { waiter.done.signal() }
             }
-            if queue.withLock({ $0.stopping }) { break }
+            let done = queue.withLock { q -> Bool in
+                guard q.stopping else { return false }
+                q.exited = true
+                q.commit = nil
+                return true
+            }
+            if done { break }
         }
         exited.signal()
     }

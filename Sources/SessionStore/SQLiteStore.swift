@@ -48,7 +48,7 @@ public final class SQLiteStore: SessionStore {
     private let groupCommit: SQLiteGroupCommit<PendingWrite>
     private let checkpointer: SQLiteCheckpointer
 
-    /// A rowid table on purpose: rows (about 1 KB with the 64-id dedupe window) are
+    /// A rowid table on purpose: rows (up to about 0.6 KB, the 64 remembered event ids as digests) are
     /// appended in rowid order, so a commit writes them to a few sequential pages, while the
     /// primary-key index that takes the random inserts holds only small entries. Clustering
     /// the rows by the key (WITHOUT ROWID) measured 10.6k instead of 16.2k webhook writes/s.
@@ -78,16 +78,18 @@ public final class SQLiteStore: SessionStore {
         } catch {
             throw .unavailable("cannot create schema in \(configuration.path): \(error.message)")
         }
-        checkpointer = SQLiteCheckpointer(connection: try configuration.open(), pages: configuration.checkpointPages)
-        checkpointer.attach(to: writeConnection)
-        let writer = Locked(writeConnection)
-        self.writer = writer
-        groupCommit = try SQLiteGroupCommit { batch in Self.commit(batch, on: writer) }
+        let checkpointConnection = try configuration.open()
         readers = SQLiteConnectionPool(size: configuration.readConnections) { () throws(StoreError) in
             try configuration.open()
         }
         // Open one now, so a file that cannot be read fails start-up rather than the first request.
         try readers.warmUp()
+        // Threads last: nothing below throws, so a store that fails to open leaves none behind.
+        checkpointer = SQLiteCheckpointer(connection: checkpointConnection, pages: configuration.checkpointPages)
+        checkpointer.attach(to: writeConnection)
+        let writer = Locked(writeConnection)
+        self.writer = writer
+        groupCommit = SQLiteGroupCommit { batch in Self.commit(batch, on: writer) }
     }
 
     deinit {

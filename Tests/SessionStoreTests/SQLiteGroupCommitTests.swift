@@ -31,10 +31,10 @@ final class SQLiteGroupCommitTests: XCTestCase {
 
     func testALoneWriteCommitsOnTheCallersThread() throws {
         let recorder = Recorder(holdFirst: false)
-        let committer = try SQLiteGroupCommit<Int> { recorder.commit($0) }
+        let committer = SQLiteGroupCommit<Int> { recorder.commit($0) }
         let caller = pthread_self()
         let committedOn = Locked<pthread_t?>(nil)
-        let onCaller = try SQLiteGroupCommit<Int> { batch in
+        let onCaller = SQLiteGroupCommit<Int> { batch in
             committedOn.withLock { $0 = pthread_self() }
             return batch.map { _ in .success(()) }
         }
@@ -53,7 +53,7 @@ final class SQLiteGroupCommitTests: XCTestCase {
     /// writer thread; each caller gets its own result.
     func testWritesQueuedDuringACommit_commitAsOneBatchWithTheirOwnResults() throws {
         let recorder = Recorder(holdFirst: true)
-        let committer = try SQLiteGroupCommit<Int> { recorder.commit($0) }
+        let committer = SQLiteGroupCommit<Int> { recorder.commit($0) }
         let results = Locked<[Int: Bool]>([:])
         let done = DispatchGroup()
         done.enter()
@@ -88,9 +88,57 @@ final class SQLiteGroupCommitTests: XCTestCase {
         committer.stop()
     }
 
+    /// Without a writer thread (the system refused one) the caller that commits also
+    /// commits what queued meanwhile; nobody is left waiting.
+    func testWithoutAWriterThread_theCommittingCallerDrainsTheQueue() throws {
+        let recorder = Recorder(holdFirst: true)
+        let committer = SQLiteGroupCommit<Int>(writerThread: false) { recorder.commit($0) }
+        let done = DispatchGroup()
+        for write in 0..<4 {
+            if write == 1 { recorder.entered.wait() }
+            done.enter()
+            spawnThread {
+                defer { done.leave() }
+                XCTAssertTrue((try? committer.submit(write)) != nil)
+            }
+        }
+        let deadline = Date().addingTimeInterval(10)
+        while committer.queuedCount < 3 && Date() < deadline { usleep(1_000) }
+        recorder.gate.signal()
+        XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+        XCTAssertEqual(recorder.batches.withLock { $0 }.map { Set($0) }, [[0], [1, 2, 3]])
+        committer.stop()
+        committer.stop()
+    }
+
+    /// `stop` while a caller commits waits for that commit and the writer thread, then
+    /// returns; a second `stop` returns at once.
+    func testStopDuringACommit_returnsAfterIt() throws {
+        let recorder = Recorder(holdFirst: true)
+        let committer = SQLiteGroupCommit<Int> { recorder.commit($0) }
+        let done = DispatchGroup()
+        done.enter()
+        spawnThread {
+            defer { done.leave() }
+            XCTAssertTrue((try? committer.submit(1)) != nil)
+        }
+        recorder.entered.wait()
+        let stopped = DispatchSemaphore(value: 0)
+        spawnThread {
+            committer.stop()
+            stopped.signal()
+        }
+        XCTAssertEqual(stopped.wait(timeout: .now() + 0.2), .timedOut, "stop waits for the commit under way")
+        recorder.gate.signal()
+        XCTAssertEqual(stopped.wait(timeout: .now() + 10), .success)
+        XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+        committer.stop()
+        XCTAssertThrowsError(try committer.submit(2))
+    }
+
     func testStop_endsTheThreadAndRefusesLaterWrites() throws {
         let recorder = Recorder(holdFirst: false)
-        let committer = try SQLiteGroupCommit<Int> { recorder.commit($0) }
+        let committer = SQLiteGroupCommit<Int> { recorder.commit($0) }
         try committer.submit(1)
         committer.stop()
         XCTAssertThrowsError(try committer.submit(2)) { error in
