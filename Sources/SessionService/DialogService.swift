@@ -196,7 +196,7 @@ public final class DialogService: Sendable {
             // An expired latest is no state at all, but numbering continues after it, and the
             // write still requires it to be there (so a sweep in between is a conflict).
             let next = SessionMerge.apply(
-                event, to: previous, version: (latest?.version ?? 0) + 1, eventId: eventId, nowMs: clockMs(),
+                event, to: previous, version: (latest?.version ?? 0) + 1, eventDigest: digest, nowMs: clockMs(),
                 ttlSeconds: limits.sessionTTLSeconds)
             guard next.serializedSize() <= limits.maxSnapshotBytes else {
                 throw .snapshotTooLarge(limit: limits.maxSnapshotBytes)

@@ -47,11 +47,11 @@ public enum SessionMerge {
 
     /// Applies `event` to `previous` (nil: start from empty) as version `version`.
     /// - Parameters:
-    ///   - eventId: from `eventId(for:)`, remembered for de-duplication.
+    ///   - eventDigest: `eventDigest(eventId(for:))`, remembered for de-duplication.
     ///   - nowMs: write time, epoch milliseconds (`updatedAt`).
     ///   - ttlSeconds: `expiresAt` = now + ttl.
     public static func apply(
-        _ event: DialogEvent, to previous: SessionSnapshot?, version: Int64, eventId: String, nowMs: Int64,
+        _ event: DialogEvent, to previous: SessionSnapshot?, version: Int64, eventDigest: UInt64, nowMs: Int64,
         ttlSeconds: Int64
     ) -> SessionSnapshot {
         var next = previous ?? SessionSnapshot()
@@ -75,10 +75,10 @@ public enum SessionMerge {
         next.expiresAt = nowMs / 1000 + ttlSeconds
         // Ids an older snapshot holds in plain text become digests, once.
         if !next.recentEventIds.isEmpty {
-            next.recentEventDigests = next.recentEventIds.map(eventDigest) + next.recentEventDigests
+            next.recentEventDigests = next.recentEventIds.map(Self.eventDigest) + next.recentEventDigests
             next.recentEventIds = []
         }
-        next.recentEventDigests.append(eventDigest(eventId))
+        next.recentEventDigests.append(eventDigest)
         if next.recentEventDigests.count > maxRecentEventIds {
             next.recentEventDigests.removeFirst(next.recentEventDigests.count - maxRecentEventIds)
         }

@@ -30,8 +30,6 @@ final class SQLiteGroupCommit<Write: Sendable>: @unchecked Sendable {
         /// A caller or the writer thread is committing; whoever finds it false commits.
         var busy = false
         var stopping = false
-        /// The writer thread has ended (or never started).
-        var exited = false
         /// Released when the writer thread ends, so whatever it holds (the write
         /// connection) goes with the store, not later on that thread.
         var commit: Commit?
@@ -54,7 +52,6 @@ final class SQLiteGroupCommit<Write: Sendable>: @unchecked Sendable {
             Self.run(queue, wake, exited)
         }
         hasThread = started
-        if !started { queue.withLock { $0.exited = true } }
     }
 
     /// Batches committed so far and the writes they held (tests: batching happens).
@@ -109,7 +106,7 @@ final class SQLiteGroupCommit<Write: Sendable>: @unchecked Sendable {
         let signal = queue.withLock { q -> Bool? in
             if q.stopping { return nil }
             q.stopping = true
-            return !q.busy && !q.exited
+            return !q.busy && hasThread
         }
         guard let signal else { return }
         if signal { wake.signal() }
@@ -120,6 +117,15 @@ final class SQLiteGroupCommit<Write: Sendable>: @unchecked Sendable {
         let batch = q.pending
         q.pending.removeAll(keepingCapacity: true)
         return batch
+    }
+
+    /// The writer thread's next batch, or nil with the turn given up when none is queued.
+    private static func takeOrRest(_ q: inout Queue) -> [Waiter]? {
+        if q.pending.isEmpty {
+            q.busy = false
+            return nil
+        }
+        return take(&q)
     }
 
     /// Commits `batch`, records each waiter's result, and under the same lock lets `next`
@@ -145,26 +151,13 @@ final class SQLiteGroupCommit<Write: Sendable>: @unchecked Sendable {
     private static func run(_ queue: Locked<Queue>, _ wake: DispatchSemaphore, _ exited: DispatchSemaphore) {
         while true {
             wake.wait()
-            var batch = queue.withLock { q -> [Waiter]? in
-                if q.pending.isEmpty {
-                    q.busy = false
-                    return nil
-                }
-                return take(&q)
-            }
+            var batch = queue.withLock { takeOrRest(&$0) }
             while let current = batch {
-                batch = commitBatch(current, queue) { q -> [Waiter]? in
-                    if q.pending.isEmpty {
-                        q.busy = false
-                        return nil
-                    }
-                    return take(&q)
-                }
+                batch = commitBatch(current, queue, next: takeOrRest)
                 for waiter in current { waiter.done.signal() }
             }
             let done = queue.withLock { q -> Bool in
                 guard q.stopping else { return false }
-                q.exited = true
                 q.commit = nil
                 return true
             }

@@ -9,7 +9,7 @@ final class MergeTests: XCTestCase {
         timestamp: 100, userId: "u", sessionId: "s1", eventId: "e1")
 
     func testApply_firstVersionFromEmpty() {
-        let s = SessionMerge.apply(web, to: nil, version: 1, eventId: "e1", nowMs: 5_000, ttlSeconds: 60)
+        let s = SessionMerge.apply(web, to: nil, version: 1, eventDigest: SessionMerge.eventDigest("e1"), nowMs: 5_000, ttlSeconds: 60)
         XCTAssertEqual(s.sessionVersion, 1)
         XCTAssertEqual(s.channel, "web-chat")
         XCTAssertEqual(s.previousChannel, "")
@@ -31,13 +31,13 @@ final class MergeTests: XCTestCase {
     /// A snapshot written before digests holds plain ids: they are still recognised, and the
     /// next version carries them over as digests (oldest first), never as text again.
     func testApply_plainIdsOfAnOlderSnapshotBecomeDigests() {
-        var old = SessionMerge.apply(web, to: nil, version: 1, eventId: "x", nowMs: 0, ttlSeconds: 60)
+        var old = SessionMerge.apply(web, to: nil, version: 1, eventDigest: SessionMerge.eventDigest("x"), nowMs: 0, ttlSeconds: 60)
         old.recentEventDigests = []
         old.recentEventIds = ["e1", "e7"]
         XCTAssertTrue(SessionMerge.remembers(old, eventId: "e7", digest: SessionMerge.eventDigest("e7")))
         XCTAssertTrue(SessionMerge.isLastEvent(of: old, eventId: "e7", digest: SessionMerge.eventDigest("e7")))
         XCTAssertFalse(SessionMerge.remembers(old, eventId: "e70", digest: SessionMerge.eventDigest("e70")))
-        let next = SessionMerge.apply(web, to: old, version: 2, eventId: "e70", nowMs: 0, ttlSeconds: 60)
+        let next = SessionMerge.apply(web, to: old, version: 2, eventDigest: SessionMerge.eventDigest("e70"), nowMs: 0, ttlSeconds: 60)
         XCTAssertEqual(next.recentEventIds, [])
         XCTAssertEqual(next.recentEventDigests, [0x8b5c_c4df_7eec_7d32, 0xf3e2_e400_523c_5068, 0xfc7b_052c_508d_c1f8])
         XCTAssertTrue(SessionMerge.remembers(next, eventId: "e1", digest: SessionMerge.eventDigest("e1")))
@@ -46,16 +46,16 @@ final class MergeTests: XCTestCase {
     }
 
     func testApply_eventWinsPerKey_intentKeptWhenAbsent_previousChannelSticks() {
-        let v1 = SessionMerge.apply(web, to: nil, version: 1, eventId: "e1", nowMs: 0, ttlSeconds: 60)
+        let v1 = SessionMerge.apply(web, to: nil, version: 1, eventDigest: SessionMerge.eventDigest("e1"), nowMs: 0, ttlSeconds: 60)
         let wa = DialogEvent(conversationId: "c", channel: "whatsapp", slots: ["destination": "CDG", "seat": "1A"], timestamp: 200)
-        let v2 = SessionMerge.apply(wa, to: v1, version: 2, eventId: "e2", nowMs: 0, ttlSeconds: 60)
+        let v2 = SessionMerge.apply(wa, to: v1, version: 2, eventDigest: SessionMerge.eventDigest("e2"), nowMs: 0, ttlSeconds: 60)
         XCTAssertEqual(v2.slots, ["origin": "JFK", "destination": "CDG", "seat": "1A"])
         XCTAssertEqual(v2.intent, "book_flight")
         XCTAssertEqual(v2.previousChannel, "web-chat")
         XCTAssertEqual(v2.channels.keys.sorted(), ["web-chat", "whatsapp"])
         XCTAssertTrue(SessionMerge.isChannelSwitch(previous: v1, event: wa))
         let again = DialogEvent(conversationId: "c", channel: "whatsapp", intent: "change_seat", timestamp: 300)
-        let v3 = SessionMerge.apply(again, to: v2, version: 3, eventId: "e3", nowMs: 0, ttlSeconds: 60)
+        let v3 = SessionMerge.apply(again, to: v2, version: 3, eventDigest: SessionMerge.eventDigest("e3"), nowMs: 0, ttlSeconds: 60)
         XCTAssertEqual(v3.previousChannel, "web-chat", "staying on whatsapp keeps where the user came from")
         XCTAssertEqual(v3.intent, "change_seat")
         XCTAssertFalse(SessionMerge.isChannelSwitch(previous: v2, event: again))
@@ -65,7 +65,7 @@ final class MergeTests: XCTestCase {
     func testApply_remembersAtMost64EventIds() {
         var s: SessionSnapshot?
         for i in 1...70 {
-            s = SessionMerge.apply(web, to: s, version: Int64(i), eventId: "e\(i)", nowMs: 0, ttlSeconds: 60)
+            s = SessionMerge.apply(web, to: s, version: Int64(i), eventDigest: SessionMerge.eventDigest("e\(i)"), nowMs: 0, ttlSeconds: 60)
         }
         XCTAssertEqual(s?.recentEventDigests.count, 64)
         XCTAssertEqual(s?.recentEventDigests.first, SessionMerge.eventDigest("e7"))
@@ -90,7 +90,7 @@ final class MergeTests: XCTestCase {
     }
 
     func testContext_slotsPlusIntentAndVersion() {
-        var s = SessionMerge.apply(web, to: nil, version: 3, eventId: "e", nowMs: 0, ttlSeconds: 60)
+        var s = SessionMerge.apply(web, to: nil, version: 3, eventDigest: SessionMerge.eventDigest("e"), nowMs: 0, ttlSeconds: 60)
         s.slots["intent"] = "shadowed"
         var w = JSONWriter()
         SessionMerge.writeContext(s, restoredFrom: "web-chat", to: &w)
