@@ -24,6 +24,18 @@ static inline int cepoll_add(int epfd, int fd, uint32_t events) {
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
+/// Re-arms a registration (a one-shot one that fired stays registered, disarmed), or
+/// registers fd when it is not: one epoll_ctl for a connection that parks again.
+static inline int cepoll_arm(int epfd, int fd, uint32_t events) {
+    struct epoll_event ev;
+    ev.events = events;
+    ev.data.u64 = 0;
+    ev.data.fd = fd;
+    if (epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) == 0) return 0;
+    if (errno != ENOENT) return -1;
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
 static inline int cepoll_del(int epfd, int fd) {
     struct epoll_event ev = {0};  // non-NULL for kernels before 2.6.9
     return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &ev);

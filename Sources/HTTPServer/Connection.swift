@@ -29,7 +29,8 @@ struct Connection {
     /// - Parameters:
     ///   - peerIsLoopback: known when a parked connection comes back; looked up otherwise.
     ///   - firstRequest: false when a parked keep-alive connection comes back.
-    init(fd: Int32, server: HTTPServer, peerIsLoopback: Bool? = nil, firstRequest: Bool = true) {
+    ///   - received: bytes the idle loop already read from it (the start of a request).
+    init(fd: Int32, server: HTTPServer, peerIsLoopback: Bool? = nil, firstRequest: Bool = true, received: [UInt8] = []) {
         self.fd = fd
         self.server = server
         self.config = server.configuration
@@ -37,6 +38,7 @@ struct Connection {
         self.peerIsLoopback = peerIsLoopback ?? Sockets.peerIsLoopback(fd)
         self.firstRequest = firstRequest
         buffer.reserveCapacity(16 * 1024)
+        buffer.append(contentsOf: received)
     }
 
     private enum ReadOutcome { case data, closed, timedOut, woken }
@@ -181,6 +183,11 @@ struct Connection {
             let keepAlive = head.keepAlive && !server.isStopping
             let bytes = server.serialize(response, keepAlive: keepAlive, version: head.version, headRequest: head.method == .HEAD)
             guard Sockets.sendAll(fd, bytes), keepAlive else { return .close }
+            // A client of routes the idle loop answers itself (`/health`) is served there
+            // from its next request on: park now rather than hold this thread for it.
+            if buffer.isEmpty, server.handler.servesInline(head) {
+                return .park(deadline: monotonicMs() + Int64(config.idleTimeoutMs))
+            }
         }
     }
 

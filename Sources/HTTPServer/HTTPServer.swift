@@ -37,7 +37,7 @@ public final class HTTPServer: Sendable {
     private let dates = HTTPDateCache()
     private let state = Locked(State())
     private let stopping = Atomic<Bool>(false)
-    private let idle: IdleConnections
+    let idle: IdleConnections
     private let workers: WorkerPool
     private let protocolErrors = Atomic<Int>(0)
     private let rejectedConnections = Atomic<Int>(0)
@@ -119,10 +119,26 @@ public final class HTTPServer: Sendable {
     /// Starts the idle loop and the accept thread.
     public func start() throws {
         let loopStarted = spawnThread(stackBytes: configuration.threadStackBytes) { [self] in
+            // The loop's read buffer for requests it answers itself (one thread: one buffer).
+            let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.inlineReadBytes, alignment: 16)
+            defer { scratch.deallocate() }
             idle.run(
-                onReadable: { fd, peerIsLoopback in
-                    let submitted = workers.submit { [self] in serve(fd, peerIsLoopback: peerIsLoopback, firstRequest: false) }
-                    if !submitted { closeConnection(fd) }
+                onReadable: { [self] fd, peerIsLoopback in
+                    switch serveInline(fd, peerIsLoopback: peerIsLoopback, scratch: scratch) {
+                    case .done:
+                        break
+                    case .handOff(let received):
+                        let submitted = workers.submit { [self] in
+                            serve(fd, peerIsLoopback: peerIsLoopback, firstRequest: false, received: received)
+                        }
+                        if !submitted { closeConnection(fd) }
+                    case .finishSending(let rest, let keepAlive):
+                        let submitted = workers.submit { [self] in
+                            guard Sockets.sendAll(fd, rest), keepAlive else { return closeConnection(fd) }
+                            serve(fd, peerIsLoopback: peerIsLoopback, firstRequest: false)
+                        }
+                        if !submitted { closeConnection(fd) }
+                    }
                 },
                 onClosed: { [self] in state.withLock { $0.active -= 1 } })
         }
@@ -136,8 +152,9 @@ public final class HTTPServer: Sendable {
 
     /// Runs the request loop on the calling worker; then parks the connection in the idle
     /// loop, or closes it.
-    private func serve(_ fd: Int32, peerIsLoopback: Bool?, firstRequest: Bool) {
-        var connection = Connection(fd: fd, server: self, peerIsLoopback: peerIsLoopback, firstRequest: firstRequest)
+    private func serve(_ fd: Int32, peerIsLoopback: Bool?, firstRequest: Bool, received: [UInt8] = []) {
+        var connection = Connection(
+            fd: fd, server: self, peerIsLoopback: peerIsLoopback, firstRequest: firstRequest, received: received)
         if case .park(let deadline) = connection.run(),
             idle.park(fd, peerIsLoopback: connection.peerIsLoopback, deadline: deadline)
         {
@@ -146,7 +163,7 @@ public final class HTTPServer: Sendable {
         closeConnection(fd)
     }
 
-    private func closeConnection(_ fd: Int32) {
+    func closeConnection(_ fd: Int32) {
         Glibc.shutdown(fd, Int32(SHUT_RDWR))
         close(fd)
         state.withLock { $0.active -= 1 }

@@ -170,8 +170,13 @@ public protocol HTTPHandler: Sendable {
     /// route, a wrong method, missing credentials) is sent at once and the connection
     /// closed, so nobody can make the server read a body it will refuse anyway.
     func preflight(_ head: RequestHead) -> HTTPResponse?
+    /// True when the request this head starts needs no body and its handler never blocks
+    /// (no store, no network: `/health`). The server then answers it on the idle loop's
+    /// thread, without waking a worker (see `InlineRequests`).
+    func servesInline(_ head: RequestHead) -> Bool
 }
 
 extension HTTPHandler {
     public func preflight(_ head: RequestHead) -> HTTPResponse? { nil }
+    public func servesInline(_ head: RequestHead) -> Bool { false }
 }

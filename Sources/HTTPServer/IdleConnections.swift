@@ -9,10 +9,11 @@ import Primitives
 /// README, "Concurrency model").
 ///
 /// A connection's worker parks it here once no request arrived for
-/// `idleHandoffDelayMs`: the fd is registered `EPOLLIN | EPOLLRDHUP | EPOLLONESHOT` and
+/// `idleHandoffDelayMs` (at once after a request the loop answers itself, see
+/// `InlineRequests`): the fd is registered `EPOLLIN | EPOLLRDHUP | EPOLLONESHOT` and
 /// nothing else is kept (between requests a connection has no buffered bytes and no parser
 /// state). When it becomes readable the loop takes it out and hands it to `onReadable`
-/// (a worker runs the request loop again); when its idle deadline passes, or shutdown
+/// (which answers it on this thread or has a worker run the request loop again); when its idle deadline passes, or shutdown
 /// begins (the server's wake pipe), the loop closes it and calls `onClosed`.
 ///
 /// Every change to the parked set and its epoll registrations happens under one lock, so
@@ -97,7 +98,7 @@ final class IdleConnections: @unchecked Sendable {
     func park(_ fd: Int32, peerIsLoopback: Bool, deadline: Int64) -> Bool {
         let wasEmpty = state.withLock { s -> Bool? in
             guard !s.closed else { return nil }
-            guard cepoll_add(epollFd, fd, cepoll_in | cepoll_rdhup | cepoll_oneshot) == 0 else { return nil }
+            guard cepoll_arm(epollFd, fd, cepoll_in | cepoll_rdhup | cepoll_oneshot) == 0 else { return nil }
             s.nextToken &+= 1
             s.parked[fd] = Parked(token: s.nextToken, peerIsLoopback: peerIsLoopback)
             let wasEmpty = s.head == s.expiries.count
@@ -191,13 +192,11 @@ final class IdleConnections: @unchecked Sendable {
         }
     }
 
-    /// Removes a parked connection that epoll reported; nil if it is no longer parked.
+    /// Removes a parked connection that epoll reported; nil if it is no longer parked. Its
+    /// one-shot registration fired and stays, disarmed: parking it again re-arms it (one
+    /// `epoll_ctl`), and closing the fd removes it.
     private func take(_ fd: Int32) -> Parked? {
-        state.withLock { s in
-            guard let parked = s.parked.removeValue(forKey: fd) else { return nil }
-            cepoll_del(epollFd, fd)
-            return parked
-        }
+        state.withLock { s in s.parked.removeValue(forKey: fd) }
     }
 
     private func hasPendingBytes(_ fd: Int32) -> Bool {

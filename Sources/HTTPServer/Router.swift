@@ -19,6 +19,8 @@ public struct Router: HTTPHandler {
         let method: HTTPMethod
         let segments: [Segment]
         let guardHeaders: Guard?
+        /// Never blocks and needs no body: may run on the idle loop (`servesInline`).
+        let inline: Bool
         let handler: Handler
     }
 
@@ -26,15 +28,29 @@ public struct Router: HTTPHandler {
 
     public init() {}
 
-    public mutating func add(_ method: HTTPMethod, _ pattern: String, guard guardHeaders: Guard? = nil, _ handler: @escaping Handler) {
+    /// - Parameter inline: the handler never blocks (no store, no network, no lock held
+    ///   for long) and reads no body, so the server may call it on its idle loop's thread.
+    public mutating func add(
+        _ method: HTTPMethod, _ pattern: String, guard guardHeaders: Guard? = nil, inline: Bool = false,
+        _ handler: @escaping Handler
+    ) {
         let segments = pattern.split(separator: "/").map { part -> Segment in
             part.hasPrefix(":") ? .parameter(String(part.dropFirst())) : .literal(String(part))
         }
-        routes.append(Route(pattern: pattern, method: method, segments: segments, guardHeaders: guardHeaders, handler: handler))
+        routes.append(
+            Route(pattern: pattern, method: method, segments: segments, guardHeaders: guardHeaders, inline: inline, handler: handler))
     }
 
     public func handle(_ request: HTTPRequest) -> HTTPResponse { route(request).response }
     public func preflight(_ head: RequestHead) -> HTTPResponse? { screen(head).response }
+
+    public func servesInline(_ head: RequestHead) -> Bool {
+        guard head.framing == .none,
+            case .handler(let route, _) = resolve(
+                method: head.method, path: head.path, headers: head.headers, peerIsLoopback: head.peerIsLoopback)
+        else { return false }
+        return route.inline
+    }
 
     /// The answer a head alone decides (no route, wrong method, refused credentials) and
     /// the pattern it matched; nil response when the request may proceed to its body.

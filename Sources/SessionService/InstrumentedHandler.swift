@@ -37,6 +37,8 @@ public struct InstrumentedHandler: HTTPHandler {
 
     /// A head the router refuses (no route, wrong method, credentials) is answered and
     /// recorded like any other request, before its body is read.
+    public func servesInline(_ head: RequestHead) -> Bool { router.servesInline(head) }
+
     public func preflight(_ head: RequestHead) -> HTTPResponse? {
         let (early, pattern) = router.screen(head)
         guard let early else { return nil }

@@ -32,7 +32,7 @@ public struct Routes: Sendable {
 
     public func router() -> Router {
         var r = Router()
-        r.add(.GET, "/health") { _, _ in .json(.ok, Array(#"{"status":"ok"}"#.utf8)) }
+        r.add(.GET, "/health", inline: true) { _, _ in .json(.ok, Array(#"{"status":"ok"}"#.utf8)) }
         r.add(.GET, "/ready") { _, _ in ready() }
         r.add(.GET, "/metrics") { _, _ in
             HTTPResponse(

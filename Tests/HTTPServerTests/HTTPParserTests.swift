@@ -267,4 +267,22 @@ final class HTTPParserTests: XCTestCase {
         XCTAssertEqual(router.handle(HTTPRequest(method: .GET, path: "/sessions/x/")).status.code, 404)
         XCTAssertEqual(router.handle(HTTPRequest(method: .GET, path: "/sessions/%zz")).status.code, 400)
     }
+
+    func testRouter_servesInlineOnlyBodylessRequestsToInlineRoutesItWouldRun() throws {
+        var router = Router()
+        router.add(.GET, "/health", inline: true) { _, _ in HTTPResponse(status: .ok) }
+        router.add(.POST, "/health", inline: true) { _, _ in HTTPResponse(status: .ok) }
+        router.add(.GET, "/ready") { _, _ in HTTPResponse(status: .ok) }
+        router.add(.GET, "/admin", guard: { _, _ in .error(.unauthorized, code: "no", message: "No.") }, inline: true) { _, _ in
+            HTTPResponse(status: .ok)
+        }
+        func head(_ raw: String) throws -> RequestHead { try parse(raw) }
+        XCTAssertTrue(router.servesInline(try head("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")))
+        XCTAssertTrue(router.servesInline(try head("HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n")), "HEAD runs the GET route")
+        XCTAssertFalse(router.servesInline(try head("POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n")), "a body")
+        XCTAssertFalse(router.servesInline(try head("GET /ready HTTP/1.1\r\nHost: x\r\n\r\n")), "not marked inline")
+        XCTAssertFalse(router.servesInline(try head("GET /admin HTTP/1.1\r\nHost: x\r\n\r\n")), "refused by its guard")
+        XCTAssertFalse(router.servesInline(try head("GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n")), "no route")
+        XCTAssertFalse(router.servesInline(try head("DELETE /health HTTP/1.1\r\nHost: x\r\n\r\n")), "405")
+    }
 }

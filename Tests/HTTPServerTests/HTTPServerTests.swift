@@ -337,16 +337,6 @@ final class HTTPServerTests: XCTestCase {
 
     // MARK: Idle connections in the epoll loop
 
-    /// Waits until `condition` holds (polling), up to `seconds`.
-    private func eventually(_ seconds: Double = 3, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(5_000)
-        }
-        return condition()
-    }
-
     func testConfiguration_idleLoopDefaults() {
         let config = HTTPServerConfiguration()
         XCTAssertEqual(config.idleHandoffDelayMs, 20)

@@ -133,3 +133,13 @@ public final class RawHTTPClient: @unchecked Sendable {
         return try client.readResponse(timeout: timeout, headRequest: method == "HEAD")
     }
 }
+
+/// Waits until `condition` holds (polling every 2 ms), up to `seconds`; its last answer.
+public func eventually(_ seconds: Double = 3, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(2_000)
+    }
+    return condition()
+}

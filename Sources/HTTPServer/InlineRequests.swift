@@ -1,0 +1,83 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Primitives
+
+/// Requests the idle loop answers on its own thread.
+///
+/// A parked keep-alive connection that becomes readable normally wakes a worker, which
+/// reads, handles and answers, then waits on the socket for the next request: two thread
+/// switches a request at least. For a route whose handler never blocks and needs no body
+/// (`/health`, which load balancers and orchestrators poll on many connections), the loop
+/// does it all itself: one non-blocking read, the same head scanner and parser as a
+/// worker, the handler, one non-blocking send, and the connection is parked again. Anything
+/// else the loop cannot finish at once (another route, a body, a head split across reads,
+/// a malformed head, more bytes than one request, shutdown, a send that would block) goes
+/// to a worker with the bytes already read, and is served exactly as before.
+extension HTTPServer {
+    enum InlineOutcome {
+        /// Answered and parked again, or closed.
+        case done
+        /// A worker takes over with these bytes, the start of the next request.
+        case handOff([UInt8])
+        /// Answered in part: a worker sends the rest, then serves on (or closes).
+        case finishSending([UInt8], keepAlive: Bool)
+    }
+
+    /// Largest read the loop makes: a request head bigger than this goes to a worker.
+    static let inlineReadBytes = 4096
+
+    /// - Parameter scratch: the loop's read buffer, `inlineReadBytes` long.
+    func serveInline(_ fd: Int32, peerIsLoopback: Bool, scratch: UnsafeMutableRawBufferPointer) -> InlineOutcome {
+        var n: Int
+        repeat {
+            n = recv(fd, scratch.baseAddress, scratch.count, Int32(MSG_DONTWAIT))
+        } while n < 0 && errno == EINTR
+        if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+            // Readable a moment ago, nothing now: wait again.
+            return parkAgain(fd, peerIsLoopback: peerIsLoopback)
+        }
+        guard n > 0 else {
+            closeConnection(fd)
+            return .done
+        }
+        let received = Array(UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
+        guard n < scratch.count, !isStopping else { return .handOff(received) }
+        var scanner = HeadScanner()
+        guard case .complete(let headEnd, let bodyStart)? = try? scanner.scan(received, limits: configuration),
+            bodyStart == received.count,
+            var head = try? HTTPHeadParser.parse(received[scanner.headStart..<headEnd], limits: configuration)
+        else { return .handOff(received) }
+        head.peerIsLoopback = peerIsLoopback
+        guard handler.servesInline(head) else { return .handOff(received) }
+
+        let request = HTTPRequest(
+            method: head.method, path: head.path, query: head.query, version: head.version,
+            headers: head.headers, body: [], peerIsLoopback: peerIsLoopback)
+        let response = handler.handle(request)
+        let keepAlive = head.keepAlive && !isStopping
+        let bytes = serialize(response, keepAlive: keepAlive, version: head.version, headRequest: head.method == .HEAD)
+        var sent: Int
+        repeat {
+            sent = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+        } while sent < 0 && errno == EINTR
+        if sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK {
+            closeConnection(fd)
+            return .done
+        }
+        let done = max(0, sent)
+        if done < bytes.count { return .finishSending(Array(bytes[done...]), keepAlive: keepAlive) }
+        guard keepAlive else {
+            closeConnection(fd)
+            return .done
+        }
+        return parkAgain(fd, peerIsLoopback: peerIsLoopback)
+    }
+
+    private func parkAgain(_ fd: Int32, peerIsLoopback: Bool) -> InlineOutcome {
+        if !idle.park(fd, peerIsLoopback: peerIsLoopback, deadline: monotonicMs() + Int64(configuration.idleTimeoutMs)) {
+            closeConnection(fd)
+        }
+        return .done
+    }
+}

@@ -1,0 +1,185 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Primitives
+import TestSupport
+import XCTest
+@testable import HTTPServer
+
+/// Routes under `/inline` are inline (GET and HEAD, no body); `/big` is inline with an 8 MB
+/// answer; everything else echoes like `EchoHandler`. Records the thread of every call.
+private final class InlineHandler: HTTPHandler, @unchecked Sendable {
+    let threads = Locked<[pthread_t]>([])
+
+    func servesInline(_ head: RequestHead) -> Bool {
+        head.framing == .none && (head.method == .GET || head.method == .HEAD)
+            && (head.path.hasPrefix("/inline") || head.path == "/big")
+    }
+
+    func handle(_ request: HTTPRequest) -> HTTPResponse {
+        threads.withLock { $0.append(pthread_self()) }
+        if request.path == "/big" {
+            return HTTPResponse(status: .ok, headers: [], body: [UInt8](repeating: UInt8(ascii: "b"), count: 8 << 20))
+        }
+        return EchoHandler().handle(request)
+    }
+}
+
+/// Requests the idle loop answers itself, on real sockets: it answers what it can finish at
+/// once and hands everything else, with the bytes already read, to a worker.
+final class InlineRequestsTests: XCTestCase {
+    private var server: HTTPServer!
+    private let handler = InlineHandler()
+
+    private func start(_ configure: (inout HTTPServerConfiguration) -> Void = { _ in }) throws -> Int {
+        var config = HTTPServerConfiguration()
+        config.host = "127.0.0.1"
+        config.port = 0
+        // Long enough that a connection parked within it was parked by the inline rule.
+        config.idleHandoffDelayMs = 5000
+        configure(&config)
+        server = try HTTPServer(configuration: config, handler: handler)
+        try server.start()
+        return server.port
+    }
+
+    override func tearDown() {
+        server?.shutdown()
+        server = nil
+    }
+
+    /// A client whose connection the loop now holds, after one inline request on a worker.
+    private func parkedClient() throws -> RawHTTPClient {
+        let client = try RawHTTPClient(port: try start())
+        client.send("GET /inline/0 HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try client.readResponse().text, "GET /inline/0 ")
+        XCTAssertTrue(eventually(1) { self.server.idleConnections == 1 }, "parked at once, not after the hand-off delay")
+        return client
+    }
+
+    func testInlineRoute_parkedAtOnceThenAnsweredByTheLoop() throws {
+        let client = try parkedClient()
+        for i in 1...5 {
+            client.send("GET /inline/\(i) HTTP/1.1\r\nHost: x\r\n\r\n")
+            let response = try client.readResponse()
+            XCTAssertEqual(response.status, 200)
+            XCTAssertEqual(response.text, "GET /inline/\(i) ")
+            XCTAssertNotNil(response.header("Date"))
+            XCTAssertTrue(eventually { self.server.idleConnections == 1 }, "parked again after request \(i)")
+        }
+        let threads = handler.threads.withLock { $0 }
+        XCTAssertEqual(threads.count, 6)
+        XCTAssertTrue(threads[1...].allSatisfy { pthread_equal($0, threads[1]) != 0 }, "one thread, the loop's, answered them all")
+        XCTAssertEqual(pthread_equal(threads[0], threads[1]), 0, "the first request was a worker's")
+        XCTAssertEqual(server.activeConnections, 1)
+    }
+
+    func testHead_answeredInlineWithoutBody() throws {
+        let client = try parkedClient()
+        client.send("HEAD /inline/h HTTP/1.1\r\nHost: x\r\n\r\n")
+        let response = try client.readResponse(headRequest: true)
+        XCTAssertEqual(response.status, 200)
+        XCTAssertEqual(response.header("Content-Length"), "\("HEAD /inline/h ".utf8.count)")
+        XCTAssertTrue(response.body.isEmpty)
+        client.send("GET /inline/after HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try client.readResponse().text, "GET /inline/after ", "the connection carries on")
+    }
+
+    func testWhatTheLoopCannotFinish_goesToAWorkerWithTheBytesRead() throws {
+        let client = try parkedClient()
+        // A body.
+        client.send("POST /inline/p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+        XCTAssertEqual(try client.readResponse().text, "POST /inline/p hello")
+        XCTAssertTrue(eventually(1) { self.server.idleConnections == 0 }, "a worker holds it for its hand-off delay")
+        // A route that is not inline, then back to an inline one (parks again).
+        client.send("GET /other HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try client.readResponse().text, "GET /other ")
+        client.send("GET /inline/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try client.readResponse().text, "GET /inline/1 ")
+        XCTAssertTrue(eventually(1) { self.server.idleConnections == 1 })
+        // A head split across two sends: the loop reads the first part, a worker the rest.
+        client.send("GET /inline/split HTTP/1.1\r\nHo")
+        usleep(50_000)
+        client.send("st: x\r\n\r\n")
+        XCTAssertEqual(try client.readResponse().text, "GET /inline/split ")
+        XCTAssertTrue(eventually(1) { self.server.idleConnections == 1 })
+        // Two requests in one send: answered in order.
+        client.send("GET /inline/a HTTP/1.1\r\nHost: x\r\n\r\nGET /inline/b HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try client.readResponse().text, "GET /inline/a ")
+        XCTAssertEqual(try client.readResponse().text, "GET /inline/b ")
+        XCTAssertTrue(eventually(1) { self.server.idleConnections == 1 })
+        // A malformed head: the worker's 400, counted, then close.
+        client.send("GET /inline/x HTTP/1.1\r\nBad Header\r\n\r\n")
+        XCTAssertEqual(try client.readResponse().status, 400)
+        XCTAssertTrue(client.isClosedByServer())
+        XCTAssertEqual(server.protocolErrorCount, 1)
+        XCTAssertTrue(eventually { self.server.activeConnections == 0 })
+    }
+
+    func testConnectionClose_answeredThenClosed() throws {
+        let client = try parkedClient()
+        client.send("GET /inline/bye HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let response = try client.readResponse()
+        XCTAssertEqual(response.text, "GET /inline/bye ")
+        XCTAssertEqual(response.header("Connection"), "close")
+        XCTAssertTrue(client.isClosedByServer())
+        XCTAssertTrue(eventually { self.server.activeConnections == 0 && self.server.idleConnections == 0 })
+    }
+
+    func testHTTP10_closesByDefaultKeepsAliveWhenAsked() throws {
+        let client = try parkedClient()
+        client.send("GET /inline/k HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        let kept = try client.readResponse()
+        XCTAssertEqual(kept.text, "GET /inline/k ")
+        XCTAssertEqual(kept.header("Connection"), "keep-alive")
+        XCTAssertTrue(eventually(1) { self.server.idleConnections == 1 })
+        client.send("GET /inline/c HTTP/1.0\r\n\r\n")
+        XCTAssertEqual(try client.readResponse().text, "GET /inline/c ")
+        XCTAssertTrue(client.isClosedByServer())
+        XCTAssertTrue(eventually { self.server.activeConnections == 0 })
+    }
+
+    func testAnswerLargerThanTheSocketTakes_finishedByAWorker() throws {
+        let client = try parkedClient()
+        client.send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        let big = try client.readResponse(timeout: 10)
+        XCTAssertEqual(big.status, 200)
+        XCTAssertEqual(big.body.count, 8 << 20)
+        XCTAssertTrue(big.body.allSatisfy { $0 == UInt8(ascii: "b") })
+        client.send("GET /inline/next HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try client.readResponse().text, "GET /inline/next ", "served on after the rest was sent")
+    }
+
+    /// A parked client that the loop has answered once, parked again.
+    private func clientServedByTheLoop() throws -> RawHTTPClient {
+        let client = try parkedClient()
+        client.send("GET /inline/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try client.readResponse().status, 200)
+        XCTAssertTrue(eventually { self.server.idleConnections == 1 })
+        return client
+    }
+
+    func testPeerGone_whileParkedAfterAnInlineAnswer_freesTheSlot() throws {
+        var client: RawHTTPClient? = try clientServedByTheLoop()
+        client = nil
+        XCTAssertTrue(eventually { self.server.activeConnections == 0 && self.server.idleConnections == 0 })
+    }
+
+    func testShutdown_closesConnectionsTheLoopServes() throws {
+        let client = try clientServedByTheLoop()
+        XCTAssertTrue(server.shutdown())
+        XCTAssertTrue(client.isClosedByServer())
+        server = nil
+    }
+
+    func testManyClients_allAnswered() throws {
+        let port = try start()
+        let clients = try (0..<16).map { _ in try RawHTTPClient(port: port) }
+        for round in 0..<20 {
+            for (i, c) in clients.enumerated() { c.send("GET /inline/\(i)-\(round) HTTP/1.1\r\nHost: x\r\n\r\n") }
+            for (i, c) in clients.enumerated() { XCTAssertEqual(try c.readResponse().text, "GET /inline/\(i)-\(round) ") }
+        }
+        XCTAssertTrue(eventually { self.server.idleConnections == 16 })
+    }
+}
