@@ -185,7 +185,7 @@ struct Connection {
             guard Sockets.sendAll(fd, bytes), keepAlive else { return .close }
             // A client of routes the idle loop answers itself (`/health`) is served there
             // from its next request on: park now rather than hold this thread for it.
-            if buffer.isEmpty, server.handler.servesInline(head) {
+            if buffer.isEmpty, server.servesInline(head) {
                 return .park(deadline: monotonicMs() + Int64(config.idleTimeoutMs))
             }
         }

@@ -172,7 +172,8 @@ public protocol HTTPHandler: Sendable {
     func preflight(_ head: RequestHead) -> HTTPResponse?
     /// True when the request this head starts needs no body and its handler never blocks
     /// (no store, no network: `/health`). The server then answers it on the idle loop's
-    /// thread, without waking a worker (see `InlineRequests`).
+    /// thread, without waking a worker (see `InlineRequests`). Asked about bodiless GET and
+    /// HEAD requests only.
     func servesInline(_ head: RequestHead) -> Bool
 }
 

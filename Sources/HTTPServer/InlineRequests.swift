@@ -24,6 +24,12 @@ extension HTTPServer {
         case finishSending([UInt8], keepAlive: Bool)
     }
 
+    /// Whether the loop may answer this request: the handler is asked about bodiless GET and
+    /// HEAD requests only (so a worker's POST costs no route lookup).
+    func servesInline(_ head: RequestHead) -> Bool {
+        head.framing == .none && (head.method == .GET || head.method == .HEAD) && handler.servesInline(head)
+    }
+
     /// Largest read the loop makes: a request head bigger than this goes to a worker.
     static let inlineReadBytes = 4096
 
@@ -49,7 +55,7 @@ extension HTTPServer {
             var head = try? HTTPHeadParser.parse(received[scanner.headStart..<headEnd], limits: configuration)
         else { return .handOff(received) }
         head.peerIsLoopback = peerIsLoopback
-        guard handler.servesInline(head) else { return .handOff(received) }
+        guard servesInline(head) else { return .handOff(received) }
 
         let request = HTTPRequest(
             method: head.method, path: head.path, query: head.query, version: head.version,
