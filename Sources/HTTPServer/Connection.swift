@@ -184,8 +184,9 @@ struct Connection {
             let bytes = server.serialize(response, keepAlive: keepAlive, version: head.version, headRequest: head.method == .HEAD)
             guard Sockets.sendAll(fd, bytes), keepAlive else { return .close }
             // A client of routes the idle loop answers itself (`/health`) is served there
-            // from its next request on: park now rather than hold this thread for it.
-            if buffer.isEmpty, server.servesInline(head) {
+            // from its next request on: park now rather than hold this thread for it
+            // (unless the idle loop is configured away).
+            if buffer.isEmpty, config.idleHandoffDelayMs < config.idleTimeoutMs, server.servesInline(head) {
                 return .park(deadline: monotonicMs() + Int64(config.idleTimeoutMs))
             }
         }

@@ -13,12 +13,23 @@ import Primitives
 /// `InlineRequests`): the fd is registered `EPOLLIN | EPOLLRDHUP | EPOLLONESHOT` and
 /// nothing else is kept (between requests a connection has no buffered bytes and no parser
 /// state). When it becomes readable the loop takes it out and hands it to `onReadable`
-/// (which answers it on this thread or has a worker run the request loop again); when its idle deadline passes, or shutdown
-/// begins (the server's wake pipe), the loop closes it and calls `onClosed`.
+/// (which answers it on this thread or has a worker run the request loop again); when its
+/// idle deadline passes, or shutdown begins (the server's wake pipe), the loop closes it and
+/// calls `onClosed`.
 ///
-/// Every change to the parked set and its epoll registrations happens under one lock, so
-/// an fd the loop closes can never be re-registered under a stale entry: a number reused
-/// by a later connection is parked with a new token, and old expiry entries no longer match.
+/// Every change to the parked set and every arming of a registration happens under one
+/// lock, so an fd the loop closes can never be re-registered under a stale entry: a number
+/// reused by a later connection is parked with a new token, and old expiry entries no
+/// longer match. A connection taken out keeps its registration, disarmed by
+/// `EPOLLONESHOT` (so it reports nothing while a worker owns the fd); the worker's `close`
+/// removes it outside the lock, which is safe because epoll keys a registration on the open
+/// file, not the number: a reused number is a new file, and `cepoll_arm` adds it afresh.
+///
+/// Deadlines: a worker parks a connection with the deadline its idle wait began with (its
+/// last answer plus `IDLE_TIMEOUT_MS`), so `idleHandoffDelayMs` after that answer; a
+/// connection parked at once (after an inline route) gets its answer's time plus the same
+/// timeout. The FIFO is then sorted to within `idleHandoffDelayMs`, and a connection may be
+/// closed that much after its deadline, never before.
 ///
 /// `@unchecked Sendable`: `state` is a `Locked`; the fds are immutable after init.
 final class IdleConnections: @unchecked Sendable {

@@ -13,7 +13,10 @@ import Primitives
 /// worker, the handler, one non-blocking send, and the connection is parked again. Anything
 /// else the loop cannot finish at once (another route, a body, a head split across reads,
 /// a malformed head, more bytes than one request, shutdown, a send that would block) goes
-/// to a worker with the bytes already read, and is served exactly as before.
+/// to a worker with the bytes already read, and is served exactly as before. A request that
+/// does not start with `GET ` or `HEAD ` is handed on unscanned. A client that mixes routes
+/// on one connection (a proxy's pool) pays one hand-off after each inline answer, as it
+/// would after any idle moment.
 extension HTTPServer {
     enum InlineOutcome {
         /// Answered and parked again, or closed.
@@ -48,7 +51,9 @@ extension HTTPServer {
             return .done
         }
         let received = Array(UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
-        guard n < scratch.count, !isStopping else { return .handOff(received) }
+        // Only bodiless GET and HEAD can be answered here: anything else (a webhook POST on
+        // a parked connection) goes on at once, without being scanned twice.
+        guard n < scratch.count, !isStopping, Self.startsAsGetOrHead(received) else { return .handOff(received) }
         var scanner = HeadScanner()
         guard case .complete(let headEnd, let bodyStart)? = try? scanner.scan(received, limits: configuration),
             bodyStart == received.count,
@@ -80,6 +85,12 @@ extension HTTPServer {
         return parkAgain(fd, peerIsLoopback: peerIsLoopback)
     }
 
+    static func startsAsGetOrHead(_ bytes: [UInt8]) -> Bool {
+        bytes.starts(with: "GET ".utf8) || bytes.starts(with: "HEAD ".utf8)
+    }
+
+    /// A connection that was readable yet had nothing to read (not seen with TCP: a peer
+    /// that half-closes is closed by the loop before this) waits one idle timeout more.
     private func parkAgain(_ fd: Int32, peerIsLoopback: Bool) -> InlineOutcome {
         if !idle.park(fd, peerIsLoopback: peerIsLoopback, deadline: monotonicMs() + Int64(configuration.idleTimeoutMs)) {
             closeConnection(fd)

@@ -35,10 +35,16 @@ public struct InstrumentedHandler: HTTPHandler {
         }
     }
 
+    /// The router's inline routes, unless answering would write a log line: the idle loop
+    /// must never block, and a write to stderr can (a full pipe to a stalled log reader).
+    /// So with the access log on at `info`, `/health` is answered by workers as before.
+    public func servesInline(_ head: RequestHead) -> Bool {
+        let logsEveryRequest = (accessLog && logger.level <= .info) || logger.level <= .debug
+        return !logsEveryRequest && router.servesInline(head)
+    }
+
     /// A head the router refuses (no route, wrong method, credentials) is answered and
     /// recorded like any other request, before its body is read.
-    public func servesInline(_ head: RequestHead) -> Bool { router.servesInline(head) }
-
     public func preflight(_ head: RequestHead) -> HTTPResponse? {
         let (early, pattern) = router.screen(head)
         guard let early else { return nil }

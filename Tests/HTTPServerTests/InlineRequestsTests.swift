@@ -49,29 +49,44 @@ final class InlineRequestsTests: XCTestCase {
         server = nil
     }
 
-    /// A client whose connection the loop now holds, after one inline request on a worker.
-    private func parkedClient() throws -> RawHTTPClient {
-        let client = try RawHTTPClient(port: try start())
+    /// The idle loop's thread, learnt by `parkedClient`.
+    private var loopThread: pthread_t?
+
+    /// A client whose connection the loop holds, after one inline request on a worker and
+    /// one answered by the loop (which tells the loop's thread).
+    private func parkedClient(port: Int? = nil) throws -> RawHTTPClient {
+        let client = try RawHTTPClient(port: try port ?? start())
         client.send("GET /inline/0 HTTP/1.1\r\nHost: x\r\n\r\n")
         XCTAssertEqual(try client.readResponse().text, "GET /inline/0 ")
-        XCTAssertTrue(eventually(1) { self.server.idleConnections == 1 }, "parked at once, not after the hand-off delay")
+        XCTAssertTrue(eventually(1) { self.server.idleConnections >= 1 }, "parked at once, not after the hand-off delay")
+        let worker = handler.threads.withLock { $0.last! }
+        client.send("GET /inline/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try client.readResponse().text, "GET /inline/1 ")
+        let loop = handler.threads.withLock { $0.last! }
+        XCTAssertEqual(pthread_equal(worker, loop), 0, "the second answer came from another thread, the loop's")
+        loopThread = loopThread ?? loop
+        XCTAssertTrue(eventually { self.server.idleConnections >= 1 })
         return client
+    }
+
+    /// Whether the last request handled was handled on the loop's thread.
+    private var lastAnsweredByTheLoop: Bool {
+        guard let loopThread, let last = handler.threads.withLock({ $0.last }) else { return false }
+        return pthread_equal(last, loopThread) != 0
     }
 
     func testInlineRoute_parkedAtOnceThenAnsweredByTheLoop() throws {
         let client = try parkedClient()
-        for i in 1...5 {
+        for i in 2...6 {
             client.send("GET /inline/\(i) HTTP/1.1\r\nHost: x\r\n\r\n")
             let response = try client.readResponse()
             XCTAssertEqual(response.status, 200)
             XCTAssertEqual(response.text, "GET /inline/\(i) ")
             XCTAssertNotNil(response.header("Date"))
+            XCTAssertTrue(lastAnsweredByTheLoop, "request \(i)")
             XCTAssertTrue(eventually { self.server.idleConnections == 1 }, "parked again after request \(i)")
         }
-        let threads = handler.threads.withLock { $0 }
-        XCTAssertEqual(threads.count, 6)
-        XCTAssertTrue(threads[1...].allSatisfy { pthread_equal($0, threads[1]) != 0 }, "one thread, the loop's, answered them all")
-        XCTAssertEqual(pthread_equal(threads[0], threads[1]), 0, "the first request was a worker's")
+        XCTAssertEqual(handler.threads.withLock { $0.count }, 7)
         XCTAssertEqual(server.activeConnections, 1)
     }
 
@@ -82,21 +97,30 @@ final class InlineRequestsTests: XCTestCase {
         XCTAssertEqual(response.status, 200)
         XCTAssertEqual(response.header("Content-Length"), "\("HEAD /inline/h ".utf8.count)")
         XCTAssertTrue(response.body.isEmpty)
+        XCTAssertTrue(lastAnsweredByTheLoop)
         client.send("GET /inline/after HTTP/1.1\r\nHost: x\r\n\r\n")
         XCTAssertEqual(try client.readResponse().text, "GET /inline/after ", "the connection carries on")
     }
 
+    /// Sends `raw` on a connection the loop holds and returns the answer, which must come
+    /// from a worker; then one inline request (on that worker, if it still holds the
+    /// connection) parks it again.
+    private func handedOff(_ client: RawHTTPClient, _ raw: String) throws -> RawHTTPClient.Response {
+        XCTAssertTrue(eventually { self.server.idleConnections == 1 }, "parked before: \(raw)")
+        client.send(raw)
+        let response = try client.readResponse()
+        XCTAssertFalse(lastAnsweredByTheLoop, "a worker answered \(raw)")
+        client.send("GET /inline/again HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try client.readResponse().text, "GET /inline/again ")
+        return response
+    }
+
     func testWhatTheLoopCannotFinish_goesToAWorkerWithTheBytesRead() throws {
         let client = try parkedClient()
-        // A body.
-        client.send("POST /inline/p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
-        XCTAssertEqual(try client.readResponse().text, "POST /inline/p hello")
-        XCTAssertTrue(eventually(1) { self.server.idleConnections == 0 }, "a worker holds it for its hand-off delay")
-        // A route that is not inline, then back to an inline one (parks again).
-        client.send("GET /other HTTP/1.1\r\nHost: x\r\n\r\n")
-        XCTAssertEqual(try client.readResponse().text, "GET /other ")
-        client.send("GET /inline/1 HTTP/1.1\r\nHost: x\r\n\r\n")
-        XCTAssertEqual(try client.readResponse().text, "GET /inline/1 ")
+        XCTAssertEqual(
+            try handedOff(client, "POST /inline/p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello").text, "POST /inline/p hello")
+        XCTAssertEqual(try handedOff(client, "GET /other HTTP/1.1\r\nHost: x\r\n\r\n").text, "GET /other ")
+        XCTAssertEqual(try handedOff(client, "\r\nGET /inline/crlf HTTP/1.1\r\nHost: x\r\n\r\n").text, "GET /inline/crlf ")
         XCTAssertTrue(eventually(1) { self.server.idleConnections == 1 })
         // A head split across two sends: the loop reads the first part, a worker the rest.
         client.send("GET /inline/split HTTP/1.1\r\nHo")
@@ -123,6 +147,7 @@ final class InlineRequestsTests: XCTestCase {
         let response = try client.readResponse()
         XCTAssertEqual(response.text, "GET /inline/bye ")
         XCTAssertEqual(response.header("Connection"), "close")
+        XCTAssertTrue(lastAnsweredByTheLoop)
         XCTAssertTrue(client.isClosedByServer())
         XCTAssertTrue(eventually { self.server.activeConnections == 0 && self.server.idleConnections == 0 })
     }
@@ -133,11 +158,28 @@ final class InlineRequestsTests: XCTestCase {
         let kept = try client.readResponse()
         XCTAssertEqual(kept.text, "GET /inline/k ")
         XCTAssertEqual(kept.header("Connection"), "keep-alive")
+        XCTAssertTrue(lastAnsweredByTheLoop)
         XCTAssertTrue(eventually(1) { self.server.idleConnections == 1 })
         client.send("GET /inline/c HTTP/1.0\r\n\r\n")
         XCTAssertEqual(try client.readResponse().text, "GET /inline/c ")
         XCTAssertTrue(client.isClosedByServer())
         XCTAssertTrue(eventually { self.server.activeConnections == 0 })
+    }
+
+    func testNoIdleLoopConfigured_inlineRoutesStayOnTheirWorker() throws {
+        let port = try start {
+            $0.idleTimeoutMs = 2000
+            $0.idleHandoffDelayMs = 2000
+        }
+        let client = try RawHTTPClient(port: port)
+        for i in 0..<3 {
+            client.send("GET /inline/\(i) HTTP/1.1\r\nHost: x\r\n\r\n")
+            XCTAssertEqual(try client.readResponse().text, "GET /inline/\(i) ")
+        }
+        usleep(100_000)
+        XCTAssertEqual(server.idleConnections, 0, "idleHandoffDelayMs >= idleTimeoutMs keeps connections on their thread")
+        let threads = handler.threads.withLock { $0 }
+        XCTAssertTrue(threads.allSatisfy { pthread_equal($0, threads[0]) != 0 }, "one worker answered them all")
     }
 
     func testAnswerLargerThanTheSocketTakes_finishedByAWorker() throws {
@@ -151,23 +193,30 @@ final class InlineRequestsTests: XCTestCase {
         XCTAssertEqual(try client.readResponse().text, "GET /inline/next ", "served on after the rest was sent")
     }
 
-    /// A parked client that the loop has answered once, parked again.
-    private func clientServedByTheLoop() throws -> RawHTTPClient {
-        let client = try parkedClient()
-        client.send("GET /inline/1 HTTP/1.1\r\nHost: x\r\n\r\n")
-        XCTAssertEqual(try client.readResponse().status, 200)
-        XCTAssertTrue(eventually { self.server.idleConnections == 1 })
-        return client
-    }
-
     func testPeerGone_whileParkedAfterAnInlineAnswer_freesTheSlot() throws {
-        var client: RawHTTPClient? = try clientServedByTheLoop()
+        var client: RawHTTPClient? = try parkedClient()
         client = nil
         XCTAssertTrue(eventually { self.server.activeConnections == 0 && self.server.idleConnections == 0 })
     }
 
+    func testAClientThatDoesNotRead_neverHoldsUpTheLoop() throws {
+        let port = try start { $0.writeTimeoutMs = 3000 }
+        let stuck = try parkedClient(port: port)
+        stuck.send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n")  // 8 MB it will not read for now
+        let other = try RawHTTPClient(port: port)
+        let started = Date()
+        for i in 0..<5 {
+            other.send("GET /inline/o\(i) HTTP/1.1\r\nHost: x\r\n\r\n")
+            XCTAssertEqual(try other.readResponse(timeout: 2).text, "GET /inline/o\(i) ")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1.5, "answered while the other answer waits to be sent")
+        XCTAssertTrue(lastAnsweredByTheLoop, "the loop, not a worker, answered the last one")
+        let big = try stuck.readResponse(timeout: 10)
+        XCTAssertEqual(big.body.count, 8 << 20, "and the stuck answer is still delivered whole")
+    }
+
     func testShutdown_closesConnectionsTheLoopServes() throws {
-        let client = try clientServedByTheLoop()
+        let client = try parkedClient()
         XCTAssertTrue(server.shutdown())
         XCTAssertTrue(client.isClosedByServer())
         server = nil

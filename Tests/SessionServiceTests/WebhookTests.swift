@@ -372,6 +372,34 @@ final class WebhookTests: ServiceTestCase {
         XCTAssertEqual(router.handle(HTTPRequest(method: .GET, path: "/health", peerIsLoopback: false)).status.code, 200)
     }
 
+    /// /health is the one route the server's idle loop may answer itself, and only while no
+    /// log line is written per request (a write to stderr may block; the loop must not).
+    func testHealth_isInlineUnlessEveryRequestIsLogged() throws {
+        try start()
+        func head(_ method: HTTPMethod, _ path: String, framing: BodyFraming = .none) throws -> RequestHead {
+            var text = "\(method.rawValue) \(path) HTTP/1.1\r\nHost: x"
+            if case .contentLength(let n) = framing { text += "\r\nContent-Length: \(n)" }
+            var head = try HTTPHeadParser.parse(Array(text.utf8)[...], limits: HTTPServerConfiguration())
+            head.peerIsLoopback = true
+            return head
+        }
+        let router = Routes(service: app.service, config: app.configuration, logger: Logger(level: .error) { _ in }).router()
+        XCTAssertTrue(router.servesInline(try head(.GET, "/health")))
+        XCTAssertTrue(router.servesInline(try head(.HEAD, "/health")))
+        XCTAssertFalse(router.servesInline(try head(.GET, "/ready")), "reads the store")
+        XCTAssertFalse(router.servesInline(try head(.GET, "/metrics")))
+        XCTAssertFalse(router.servesInline(try head(.POST, "/webhook/dialog", framing: .contentLength(2))))
+        XCTAssertFalse(router.servesInline(try head(.GET, "/sessions/c")))
+        let metrics = Metrics()
+        func handler(_ level: LogLevel, accessLog: Bool) -> InstrumentedHandler {
+            InstrumentedHandler(router: router, metrics: metrics, logger: Logger(level: level) { _ in }, accessLog: accessLog)
+        }
+        XCTAssertTrue(handler(.warn, accessLog: true).servesInline(try head(.GET, "/health")), "access lines are info")
+        XCTAssertTrue(handler(.info, accessLog: false).servesInline(try head(.GET, "/health")))
+        XCTAssertFalse(handler(.info, accessLog: true).servesInline(try head(.GET, "/health")), "the default: a line a request")
+        XCTAssertFalse(handler(.debug, accessLog: false).servesInline(try head(.GET, "/health")), "debug logs every request")
+    }
+
     func testAdminToken() throws {
         try start(["ADMIN_TOKEN": "adm"])
         try post(#"{"conversationId":"c","channel":"x"}"#)
