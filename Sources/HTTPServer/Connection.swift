@@ -172,16 +172,11 @@ struct Connection {
             if buffer.capacity > Self.retainedBufferBytes { buffer = Self.compacted(buffer) }
 
             // 5. Handle and answer.
-            let request = HTTPRequest(
-                method: head.method, path: head.path, query: head.query, version: head.version,
-                headers: head.headers, body: body, peerIsLoopback: peerIsLoopback)
-            let response = server.handler.handle(request)
+            let (bytes, keepAlive) = server.answer(head, body: body)
             // The handler is done with the body: give its budget back before answering, so a
             // client that reads the answer can count on the budget being free again.
             server.releaseBody(reserved)
             reserved = 0
-            let keepAlive = head.keepAlive && !server.isStopping
-            let bytes = server.serialize(response, keepAlive: keepAlive, version: head.version, headRequest: head.method == .HEAD)
             guard Sockets.sendAll(fd, bytes), keepAlive else { return .close }
             // A client of routes the idle loop answers itself (`/health`) is served there
             // from its next request on: park now rather than hold this thread for it

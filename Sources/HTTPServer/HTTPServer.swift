@@ -247,6 +247,17 @@ public final class HTTPServer: Sendable {
         return drained
     }
 
+    /// Runs the handler on a parsed request and serializes its response: what a worker and
+    /// the idle loop (`InlineRequests`) both send, and whether the connection stays open.
+    func answer(_ head: RequestHead, body: [UInt8]) -> (bytes: [UInt8], keepAlive: Bool) {
+        let request = HTTPRequest(
+            method: head.method, path: head.path, query: head.query, version: head.version,
+            headers: head.headers, body: body, peerIsLoopback: head.peerIsLoopback)
+        let response = handler.handle(request)
+        let keepAlive = head.keepAlive && !isStopping
+        return (serialize(response, keepAlive: keepAlive, version: head.version, headRequest: head.method == .HEAD), keepAlive)
+    }
+
     /// Status line, headers and body in one buffer, so a response is one send(2).
     func serialize(_ response: HTTPResponse, keepAlive: Bool, version: HTTPVersion, headRequest: Bool) -> [UInt8] {
         var out: [UInt8] = []

@@ -62,12 +62,7 @@ extension HTTPServer {
         head.peerIsLoopback = peerIsLoopback
         guard servesInline(head) else { return .handOff(received) }
 
-        let request = HTTPRequest(
-            method: head.method, path: head.path, query: head.query, version: head.version,
-            headers: head.headers, body: [], peerIsLoopback: peerIsLoopback)
-        let response = handler.handle(request)
-        let keepAlive = head.keepAlive && !isStopping
-        let bytes = serialize(response, keepAlive: keepAlive, version: head.version, headRequest: head.method == .HEAD)
+        let (bytes, keepAlive) = answer(head, body: [])
         var sent: Int
         repeat {
             sent = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
