@@ -178,10 +178,12 @@ struct Connection {
             server.releaseBody(reserved)
             reserved = 0
             guard Sockets.sendAll(fd, bytes), keepAlive else { return .close }
-            // A client of routes the idle loop answers itself (`/health`) is served there
-            // from its next request on: park now rather than hold this thread for it
-            // (unless the idle loop is configured away).
-            if buffer.isEmpty, config.idleHandoffDelayMs < config.idleTimeoutMs, server.servesInline(head) {
+            // A client of routes the idle loop answers itself (`/health`) or starts (the
+            // webhook, `LaterRequests`) is served there from its next request on: park now
+            // rather than hold this thread for it (unless the idle loop is configured away).
+            if buffer.isEmpty, config.idleHandoffDelayMs < config.idleTimeoutMs,
+                server.servesInline(head) || server.servesLater(head)
+            {
                 return .park(deadline: monotonicMs() + Int64(config.idleTimeoutMs))
             }
         }

@@ -38,8 +38,9 @@ public final class HTTPServer: Sendable {
     private let state = Locked(State())
     private let stopping = Atomic<Bool>(false)
     let idle: IdleConnections
-    private let workers: WorkerPool
+    let workers: WorkerPool
     private let protocolErrors = Atomic<Int>(0)
+    private let laterAnswers = Atomic<Int>(0)
     private let rejectedConnections = Atomic<Int>(0)
 
     private struct State {
@@ -116,6 +117,12 @@ public final class HTTPServer: Sendable {
 
     func noteProtocolError() { protocolErrors.add(1, ordering: .relaxed) }
 
+    /// Requests the idle loop started and the handler answered later, from its own thread
+    /// (`LaterRequests`), since start: no worker took part.
+    public var laterAnswerCount: Int { laterAnswers.load(ordering: .relaxed) }
+
+    func noteLaterAnswer() { laterAnswers.add(1, ordering: .relaxed) }
+
     /// Starts the idle loop and the accept thread.
     public func start() throws {
         let loopStarted = spawnThread(stackBytes: configuration.threadStackBytes) { [self] in
@@ -132,12 +139,6 @@ public final class HTTPServer: Sendable {
                             serve(fd, peerIsLoopback: peerIsLoopback, firstRequest: false, received: received)
                         }
                         if !submitted { closeConnection(fd) }
-                    case .finishSending(let rest, let keepAlive):
-                        let submitted = workers.submit { [self] in
-                            guard Sockets.sendAll(fd, rest), keepAlive else { return closeConnection(fd) }
-                            serve(fd, peerIsLoopback: peerIsLoopback, firstRequest: false)
-                        }
-                        if !submitted { closeConnection(fd) }
                     }
                 },
                 onClosed: { [self] in state.withLock { $0.active -= 1 } })
@@ -152,7 +153,7 @@ public final class HTTPServer: Sendable {
 
     /// Runs the request loop on the calling worker; then parks the connection in the idle
     /// loop, or closes it.
-    private func serve(_ fd: Int32, peerIsLoopback: Bool?, firstRequest: Bool, received: [UInt8] = []) {
+    func serve(_ fd: Int32, peerIsLoopback: Bool?, firstRequest: Bool, received: [UInt8] = []) {
         var connection = Connection(
             fd: fd, server: self, peerIsLoopback: peerIsLoopback, firstRequest: firstRequest, received: received)
         if case .park(let deadline) = connection.run(),

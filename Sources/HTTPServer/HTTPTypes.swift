@@ -175,9 +175,18 @@ public protocol HTTPHandler: Sendable {
     /// thread, without waking a worker (see `InlineRequests`). Asked about bodiless GET and
     /// HEAD requests only.
     func servesInline(_ head: RequestHead) -> Bool
+    /// True when the request this head starts may be answered later, from another thread
+    /// (`handleLater`): the idle loop then reads it whole and never blocks on it.
+    func servesLater(_ head: RequestHead) -> Bool
+    /// Starts handling `request` and returns true; `done` is then called exactly once, from
+    /// any thread, with the response, or with nil when the request must be handled by
+    /// `handle` after all (nothing was done). False: nothing started, `done` never called.
+    func handleLater(_ request: HTTPRequest, done: @escaping @Sendable (HTTPResponse?) -> Void) -> Bool
 }
 
 extension HTTPHandler {
     public func preflight(_ head: RequestHead) -> HTTPResponse? { nil }
     public func servesInline(_ head: RequestHead) -> Bool { false }
+    public func servesLater(_ head: RequestHead) -> Bool { false }
+    public func handleLater(_ request: HTTPRequest, done: @escaping @Sendable (HTTPResponse?) -> Void) -> Bool { false }
 }

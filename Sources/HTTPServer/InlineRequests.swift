@@ -19,12 +19,11 @@ import Primitives
 /// would after any idle moment.
 extension HTTPServer {
     enum InlineOutcome {
-        /// Answered and parked again, or closed.
+        /// Answered (and parked again, closed, or given to a worker to send the rest of the
+        /// answer), or started by a handler that answers later (`LaterRequests`).
         case done
         /// A worker takes over with these bytes, the start of the next request.
         case handOff([UInt8])
-        /// Answered in part: a worker sends the rest, then serves on (or closes).
-        case finishSending([UInt8], keepAlive: Bool)
     }
 
     /// Whether the loop may answer this request: the handler is asked about bodiless GET and
@@ -51,9 +50,14 @@ extension HTTPServer {
             return .done
         }
         let received = Array(UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
-        // Only bodiless GET and HEAD can be answered here: anything else (a webhook POST on
-        // a parked connection) goes on at once, without being scanned twice.
-        guard n < scratch.count, !isStopping, Self.startsAsGetOrHead(received) else { return .handOff(received) }
+        guard n < scratch.count, !isStopping else { return .handOff(received) }
+        // A POST may be one a handler answers later (the webhook).
+        if received.starts(with: "POST ".utf8) {
+            return startLater(fd, peerIsLoopback: peerIsLoopback, received: received)
+        }
+        // Otherwise only bodiless GET and HEAD can be answered here: anything else goes on
+        // at once, without being scanned twice.
+        guard Self.startsAsGetOrHead(received) else { return .handOff(received) }
         var scanner = HeadScanner()
         guard case .complete(let headEnd, let bodyStart)? = try? scanner.scan(received, limits: configuration),
             bodyStart == received.count,
@@ -63,21 +67,31 @@ extension HTTPServer {
         guard servesInline(head) else { return .handOff(received) }
 
         let (bytes, keepAlive) = answer(head, body: [])
+        deliver(fd, peerIsLoopback: peerIsLoopback, bytes, keepAlive: keepAlive)
+        return .done
+    }
+
+    /// Sends an answer without blocking, then parks the connection again (or closes it). What
+    /// the socket does not take at once, a worker sends before it serves on. Safe on any
+    /// thread: the loop's, or the one that finishes a request answered later.
+    func deliver(_ fd: Int32, peerIsLoopback: Bool, _ bytes: [UInt8], keepAlive: Bool) {
         var sent: Int
         repeat {
             sent = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
         } while sent < 0 && errno == EINTR
-        if sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK {
-            closeConnection(fd)
-            return .done
-        }
+        if sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK { return closeConnection(fd) }
         let done = max(0, sent)
-        if done < bytes.count { return .finishSending(Array(bytes[done...]), keepAlive: keepAlive) }
-        guard keepAlive else {
-            closeConnection(fd)
-            return .done
+        if done < bytes.count {
+            let rest = Array(bytes[done...])
+            let submitted = workers.submit { [self] in
+                guard Sockets.sendAll(fd, rest), keepAlive else { return closeConnection(fd) }
+                serve(fd, peerIsLoopback: peerIsLoopback, firstRequest: false)
+            }
+            if !submitted { closeConnection(fd) }
+            return
         }
-        return parkAgain(fd, peerIsLoopback: peerIsLoopback)
+        guard keepAlive else { return closeConnection(fd) }
+        _ = parkAgain(fd, peerIsLoopback: peerIsLoopback)
     }
 
     static func startsAsGetOrHead(_ bytes: [UInt8]) -> Bool {

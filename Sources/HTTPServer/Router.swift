@@ -5,6 +5,8 @@ import DialogWire
 /// server drops the body). Path parameters arrive percent-decoded.
 public struct Router: HTTPHandler {
     public typealias Handler = @Sendable (HTTPRequest, [String: String]) -> HTTPResponse
+    /// `HTTPHandler.handleLater` for one route.
+    public typealias LaterHandler = @Sendable (HTTPRequest, [String: String], @escaping @Sendable (HTTPResponse?) -> Void) -> Bool
     /// Checks a request's headers (credentials) before anything else; a response refuses it.
     /// It needs only the head, so the server can refuse before reading the body.
     public typealias Guard = @Sendable (_ headers: HTTPHeaders, _ peerIsLoopback: Bool) -> HTTPResponse?
@@ -22,23 +24,29 @@ public struct Router: HTTPHandler {
         /// Never blocks and needs no body: may run on the idle loop (`servesInline`).
         let inline: Bool
         let handler: Handler
+        /// May answer later from another thread (`handleLater`).
+        let later: LaterHandler?
     }
 
     private var routes: [Route] = []
 
     public init() {}
 
-    /// - Parameter inline: the handler never blocks (no store, no network, no lock held
-    ///   for long) and reads no body, so the server may call it on its idle loop's thread.
+    /// - Parameters:
+    ///   - inline: the handler never blocks (no store, no network, no lock held for long)
+    ///     and reads no body, so the server may call it on its idle loop's thread.
+    ///   - later: may start the request without blocking and answer it from another thread
+    ///     (`HTTPHandler.handleLater`); it returns false for requests `handler` must take.
     public mutating func add(
         _ method: HTTPMethod, _ pattern: String, guard guardHeaders: Guard? = nil, inline: Bool = false,
-        _ handler: @escaping Handler
+        later: LaterHandler? = nil, _ handler: @escaping Handler
     ) {
         let segments = pattern.split(separator: "/").map { part -> Segment in
             part.hasPrefix(":") ? .parameter(String(part.dropFirst())) : .literal(String(part))
         }
         routes.append(
-            Route(pattern: pattern, method: method, segments: segments, guardHeaders: guardHeaders, inline: inline, handler: handler))
+            Route(pattern: pattern, method: method, segments: segments, guardHeaders: guardHeaders, inline: inline, handler: handler,
+                later: later))
     }
 
     public func handle(_ request: HTTPRequest) -> HTTPResponse { route(request).response }
@@ -50,6 +58,28 @@ public struct Router: HTTPHandler {
                 method: head.method, path: head.path, headers: head.headers, peerIsLoopback: head.peerIsLoopback)
         else { return false }
         return route.inline
+    }
+
+    public func servesLater(_ head: RequestHead) -> Bool {
+        guard case .handler(let route, _) = resolve(
+                method: head.method, path: head.path, headers: head.headers, peerIsLoopback: head.peerIsLoopback)
+        else { return false }
+        return route.later != nil
+    }
+
+    public func handleLater(_ request: HTTPRequest, done: @escaping @Sendable (HTTPResponse?) -> Void) -> Bool {
+        startLater(request) { response, _ in done(response) }
+    }
+
+    /// `handleLater`, with `done` also given the pattern of the route that took the request
+    /// (a label for metrics).
+    public func startLater(_ request: HTTPRequest, done: @escaping @Sendable (HTTPResponse?, String) -> Void) -> Bool {
+        guard case .handler(let route, let params) = resolve(
+            method: request.method, path: request.path, headers: request.headers, peerIsLoopback: request.peerIsLoopback),
+            let later = route.later
+        else { return false }
+        let pattern = route.pattern
+        return later(request, params) { done($0, pattern) }
     }
 
     /// The answer a head alone decides (no route, wrong method, refused credentials) and

@@ -97,7 +97,7 @@ public final class DialogService: Sendable {
     /// Finds the conversation of an event without `conversationId` and writes its links.
     public let linker: LinkResolver
     let logger: Logger
-    private let clockMs: @Sendable () -> Int64
+    let clockMs: @Sendable () -> Int64
     /// The latest version of each recently served conversation, as this process wrote or
     /// read it. Never trusted for anything a write does not re-check: the write of n+1 is
     /// conditional on n, so a stale entry costs one conflict and one re-read.
@@ -251,7 +251,7 @@ public final class DialogService: Sendable {
 
     /// Keeps a version this process wrote as the conversation's latest (unless a newer one
     /// is already known).
-    private func remember(_ snapshot: SessionSnapshot, basis: WriteBasis) {
+    func remember(_ snapshot: SessionSnapshot, basis: WriteBasis) {
         let stored = StoredVersion(
             conversationId: snapshot.conversationId, version: snapshot.sessionVersion, updatedAt: snapshot.updatedAt,
             expiresAt: snapshot.expiresAt, snapshot: .success(snapshot), fingerprint: basis.fingerprint)

@@ -39,8 +39,36 @@ public struct InstrumentedHandler: HTTPHandler {
     /// must never block, and a write to stderr can (a full pipe to a stalled log reader).
     /// So with the access log on at `info`, `/health` is answered by workers as before.
     public func servesInline(_ head: RequestHead) -> Bool {
-        let logsEveryRequest = (accessLog && logger.level <= .info) || logger.level <= .debug
-        return !logsEveryRequest && router.servesInline(head)
+        !logsEveryRequest && router.servesInline(head)
+    }
+
+    /// Same rule as `servesInline`: the loop that starts such a request and the store's
+    /// thread that answers it must never write a log line.
+    public func servesLater(_ head: RequestHead) -> Bool {
+        !logsEveryRequest && router.servesLater(head)
+    }
+
+    private var logsEveryRequest: Bool { (accessLog && logger.level <= .info) || logger.level <= .debug }
+
+    /// The router's `startLater`, its answer given an id and recorded like any other. Only
+    /// while no request is logged (a log line could block the thread that answers).
+    public func handleLater(_ request: HTTPRequest, done: @escaping @Sendable (HTTPResponse?) -> Void) -> Bool {
+        guard !logsEveryRequest else { return false }
+        let start = monotonicNanoseconds()
+        let id = RequestContext.id(from: request.headers["x-request-id"])
+        let method = request.method
+        return router.startLater(request) { [metrics] response, pattern in
+            guard var response else { return done(nil) }
+            response.headers.append(("X-Request-Id", id))
+            metrics.recordRequest(
+                route: pattern, method: Self.methodLabel(method), status: response.status.code,
+                seconds: Double(monotonicNanoseconds() - start) / 1e9)
+            done(response)
+        }
+    }
+
+    static func methodLabel(_ method: HTTPMethod) -> String {
+        knownMethods.contains(method.rawValue) ? method.rawValue : "other"
     }
 
     /// A head the router refuses (no route, wrong method, credentials) is answered and
@@ -60,7 +88,7 @@ public struct InstrumentedHandler: HTTPHandler {
             var (response, pattern) = body()
             response.headers.append(("X-Request-Id", id))
             let seconds = Double(monotonicNanoseconds() - start) / 1e9
-            let methodLabel = Self.knownMethods.contains(method.rawValue) ? method.rawValue : "other"
+            let methodLabel = Self.methodLabel(method)
             let route = pattern ?? "unmatched"
             metrics.recordRequest(route: route, method: methodLabel, status: response.status.code, seconds: seconds)
             if accessLog {

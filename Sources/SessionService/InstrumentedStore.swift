@@ -27,19 +27,28 @@ struct StoreTimer: Sendable {
     }
 
     func timed<T>(_ op: String, _ body: () throws(StoreError) -> T) throws(StoreError) -> T {
-        let keys = series[op]!
         let start = monotonicNanoseconds()
-        defer { metrics.observe(keys.duration, seconds: Double(monotonicNanoseconds() - start) / 1e9) }
         do {
-            return try body()
+            let value = try body()
+            record(op, since: start, error: nil)
+            return value
         } catch {
-            switch error {
-            case .versionConflict: metrics.increment(conflicts)
-            case .unavailable: metrics.increment(keys.unavailable)
-            case .invalidRequest, .tooLarge, .keyUnavailable: metrics.increment(keys.rejected)
-            case .authFailed: metrics.increment(keys.auth)
-            }
+            record(op, since: start, error: error)
             throw error
+        }
+    }
+
+    /// The duration of an operation begun at `start` (monotonic ns), and its error if any.
+    /// Also for an operation that finishes on another thread (`insertLater`).
+    func record(_ op: String, since start: Int64, error: StoreError?) {
+        let keys = series[op]!
+        metrics.observe(keys.duration, seconds: Double(monotonicNanoseconds() - start) / 1e9)
+        switch error {
+        case nil: break
+        case .versionConflict?: metrics.increment(conflicts)
+        case .unavailable?: metrics.increment(keys.unavailable)
+        case .invalidRequest?, .tooLarge?, .keyUnavailable?: metrics.increment(keys.rejected)
+        case .authFailed?: metrics.increment(keys.auth)
         }
     }
 }
@@ -60,6 +69,17 @@ public struct InstrumentedStore: SessionStore {
     public func latest(_ id: String) throws(StoreError) -> StoredVersion? { try timed("latest") { () throws(StoreError) in try base.latest(id) } }
     public func insert(_ s: SessionSnapshot, after basis: WriteBasis?) throws(StoreError) -> WriteBasis {
         try timed("insert") { () throws(StoreError) in try base.insert(s, after: basis) }
+    }
+    public func insertLater(
+        _ s: SessionSnapshot, after basis: WriteBasis?, done: @escaping @Sendable (Result<WriteBasis, StoreError>) -> Void
+    ) -> Bool {
+        let start = monotonicNanoseconds()
+        return base.insertLater(s, after: basis) { [timer] result in
+            var error: StoreError?
+            if case .failure(let failure) = result { error = failure }
+            timer.record("insert", since: start, error: error)
+            done(result)
+        }
     }
     public func version(_ id: String, _ v: Int64) throws(StoreError) -> StoredVersion? {
         try timed("version") { () throws(StoreError) in try base.version(id, v) }

@@ -40,7 +40,9 @@ public struct Routes: Sendable {
         }
         let webhookAuth: Router.Guard = { headers, _ in webhookCredentials(headers) }
         let adminAuth: Router.Guard = { headers, loopback in adminCredentials(headers, peerIsLoopback: loopback) }
-        r.add(.POST, "/webhook/dialog", guard: webhookAuth) { req, _ in webhook(req) }
+        r.add(
+            .POST, "/webhook/dialog", guard: webhookAuth, later: { req, _, done in webhookLater(req, done: done) }
+        ) { req, _ in webhook(req) }
         r.add(.GET, "/sessions/:id", guard: adminAuth) { req, p in admin(req, p) { latest($0) } }
         r.add(.DELETE, "/sessions/:id", guard: adminAuth) { req, p in admin(req, p) { delete($0) } }
         r.add(.GET, "/sessions/:id/versions", guard: adminAuth) { req, p in admin(req, p) { versions($0, req) } }
@@ -89,29 +91,57 @@ public struct Routes: Sendable {
 
     func webhook(_ req: HTTPRequest) -> HTTPResponse {
         let event: DialogEvent
-        do {
-            switch mediaType(req.headers["content-type"]) {
-            case "application/json":
-                event = try DialogEvent(jsonBytes: req.body, maxDepth: config.maxJSONDepth)
-            case "application/x-protobuf", "application/protobuf", "application/vnd.google.protobuf":
-                event = try DialogEvent(protobufBytes: req.body)
-            case "application/x-www-form-urlencoded":
-                event = try DialogEvent(formBytes: req.body, maxDepth: config.maxJSONDepth)
-            case let other:
-                return .error(
-                    .unsupportedMediaType, code: "unsupported_media_type",
-                    message: "Content-Type \(other.isEmpty ? "(none)" : other) is not supported; use application/json, application/x-protobuf or application/x-www-form-urlencoded.")
-            }
-        } catch {
-            return .error(.badRequest, code: "invalid_body", message: error.description)
+        switch decodeEvent(req) {
+        case .success(let decoded): event = decoded
+        case .failure(let refusal): return refusal.response
         }
-
-        let result: IngestResult
         do {
-            result = try service.ingest(event)
+            return webhookAnswer(try service.ingest(event))
         } catch {
             return ingestError(error)
         }
+    }
+
+    /// The webhook with no thread waiting for the commit (`DialogService.ingestLater`).
+    /// False for anything else, a body that does not decode included: `webhook` then
+    /// handles it, and answers (and logs) as always.
+    func webhookLater(_ req: HTTPRequest, done: @escaping @Sendable (HTTPResponse?) -> Void) -> Bool {
+        guard case .success(let event) = decodeEvent(req) else { return false }
+        return service.ingestLater(event) { [self] outcome in
+            switch outcome {
+            case .stored(let result): done(webhookAnswer(result))
+            case .ingestInstead: done(nil)
+            }
+        }
+    }
+
+    /// A body the webhook refuses, and the answer saying why.
+    struct Refusal: Error {
+        let response: HTTPResponse
+    }
+
+    /// The event in the body, by its media type.
+    func decodeEvent(_ req: HTTPRequest) -> Result<DialogEvent, Refusal> {
+        do {
+            switch mediaType(req.headers["content-type"]) {
+            case "application/json":
+                return .success(try DialogEvent(jsonBytes: req.body, maxDepth: config.maxJSONDepth))
+            case "application/x-protobuf", "application/protobuf", "application/vnd.google.protobuf":
+                return .success(try DialogEvent(protobufBytes: req.body))
+            case "application/x-www-form-urlencoded":
+                return .success(try DialogEvent(formBytes: req.body, maxDepth: config.maxJSONDepth))
+            case let other:
+                return .failure(Refusal(response: .error(
+                    .unsupportedMediaType, code: "unsupported_media_type",
+                    message: "Content-Type \(other.isEmpty ? "(none)" : other) is not supported; use application/json, application/x-protobuf or application/x-www-form-urlencoded.")))
+            }
+        } catch {
+            return .failure(Refusal(response: .error(.badRequest, code: "invalid_body", message: error.description)))
+        }
+    }
+
+    /// The 200 for an applied (or duplicate) event.
+    func webhookAnswer(_ result: IngestResult) -> HTTPResponse {
         var w = JSONWriter(capacity: 256)
         w.beginObject()
         w.key("status"); w.value(result.status.rawValue)
@@ -126,10 +156,12 @@ public struct Routes: Sendable {
         w.endArray()
         w.key("context"); SessionMerge.writeContext(result.snapshot, to: &w)
         w.endObject()
-        logger.debug(
-            "event applied",
-            [("conversation_id", .string(result.snapshot.conversationId)), ("status", .string(result.status.rawValue)),
-             ("version", .int(result.snapshot.sessionVersion)), ("conflicts", .int(Int64(result.conflicts)))])
+        if logger.level <= .debug {
+            logger.debug(
+                "event applied",
+                [("conversation_id", .string(result.snapshot.conversationId)), ("status", .string(result.status.rawValue)),
+                 ("version", .int(result.snapshot.sessionVersion)), ("conflicts", .int(Int64(result.conflicts)))])
+        }
         return .json(.ok, w.bytes)
     }
 

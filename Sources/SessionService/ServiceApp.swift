@@ -178,6 +178,10 @@ public final class ServiceApp: Sendable {
             samples.append(.init(
                 "cognigy_session_protocol_errors_total", "counter", "Requests answered with a framing error (400/408/413/431/...).", [],
                 Double(server.protocolErrorCount)))
+            samples.append(.init(
+                "cognigy_session_http_answered_later_total", "counter",
+                "Requests the idle loop started and the store's commit thread answered (webhook events on the fast path).", [],
+                Double(server.laterAnswerCount)))
         }
         if let restorer = service.restorer {
             let c = restorer.counts

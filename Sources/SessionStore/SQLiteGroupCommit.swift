@@ -13,16 +13,38 @@ import Primitives
 /// waited for that waiter to be woken and scheduled among all the request threads:
 /// 10.0–11.4k webhook requests/s against 11.1–12.3k with this thread, measured
 /// interleaved (README, Performance).
+///
+/// A write may also be queued without anyone waiting for it (`submitLater`): the writer
+/// thread commits it with the rest and then calls its callback, which answers the request
+/// there and then. No thread sleeps for such a write and none is woken for it.
 final class SQLiteGroupCommit<Write: Sendable>: @unchecked Sendable {
     /// Commits a batch in one transaction; one result per write, in order.
     typealias Commit = @Sendable ([Write]) -> [Result<Void, StoreError>]
+
+    /// What `submitLater` calls once its write's batch has committed (or failed).
+    typealias Callback = @Sendable (Result<Void, StoreError>) -> Void
 
     /// One caller's write while it waits. `result` is read and written under `queue`'s lock.
     private final class Waiter: @unchecked Sendable {
         let write: Write
         var result: Result<Void, StoreError>?
         let done = DispatchSemaphore(value: 0)
-        init(_ write: Write) { self.write = write }
+        /// A `submitLater` write: called instead of waking anyone.
+        let callback: Callback?
+        init(_ write: Write, callback: Callback? = nil) {
+            self.write = write
+            self.callback = callback
+        }
+
+        /// Wakes the waiting caller, or calls the callback on this (the committing) thread.
+        /// Called once, after `result` was set under the lock that `commitBatch` released.
+        func finish() {
+            if let callback {
+                callback(result ?? .failure(.unavailable("write abandoned")))
+            } else {
+                done.signal()
+            }
+        }
     }
 
     private struct Queue {
@@ -86,7 +108,7 @@ final class SQLiteGroupCommit<Write: Sendable>: @unchecked Sendable {
                     }
                     return Self.take(&q)
                 }
-                for other in batch where other !== waiter { other.done.signal() }
+                for other in batch where other !== waiter { other.finish() }
                 guard let next else {
                     if signalWriter { wake.signal() }
                     break
@@ -100,8 +122,30 @@ final class SQLiteGroupCommit<Write: Sendable>: @unchecked Sendable {
         try (result ?? .failure(.unavailable("write abandoned"))).get()
     }
 
+    /// Queues `write` and returns at once; `done` is called with its result once its batch
+    /// has committed (or failed), on the thread that committed it: the writer thread, or a
+    /// `submit` caller that was leading a batch. Returns false, with nothing queued, when
+    /// there is no writer thread or the store is closed (the caller then uses `submit`).
+    /// `done` must not block: every write queued behind it waits while it runs.
+    func submitLater(_ write: Write, done: @escaping Callback) -> Bool {
+        guard hasThread else { return false }
+        let waiter = Waiter(write, callback: done)
+        let signal = queue.withLock { q -> Bool? in
+            if q.stopping { return nil }
+            q.pending.append(waiter)
+            if q.busy { return false }
+            q.busy = true
+            return true
+        }
+        guard let signal else { return false }
+        // Nobody was committing: the writer thread takes the turn (this caller never blocks).
+        if signal { wake.signal() }
+        return true
+    }
+
     /// Lets the writer thread end and waits for it; later writes are refused. Safe to call
-    /// again. Nobody may be waiting in `submit` (the store is no longer used).
+    /// again. Nobody may be waiting in `submit` (the store is no longer used); writes queued
+    /// by `submitLater` are committed and called back before it returns.
     func stop() {
         let signal = queue.withLock { q -> Bool? in
             if q.stopping { return nil }
@@ -154,7 +198,7 @@ final class SQLiteGroupCommit<Write: Sendable>: @unchecked Sendable {
             var batch = queue.withLock { takeOrRest(&$0) }
             while let current = batch {
                 batch = commitBatch(current, queue, next: takeOrRest)
-                for waiter in current { waiter.done.signal() }
+                for waiter in current { waiter.finish() }
             }
             let done = queue.withLock { q -> Bool in
                 guard q.stopping else { return false }

@@ -157,11 +157,30 @@ public final class SQLiteStore: SessionStore {
     /// pages and syncs the WAL once per batch instead of once per row. Nobody is answered
     /// before its transaction commits, and a failed commit fails the whole batch.
     public func insert(_ snapshot: SessionSnapshot, after basis: WriteBasis?) throws(StoreError) -> WriteBasis {
+        let (write, written) = Self.pending(snapshot, after: basis)
+        try groupCommit.submit(write)
+        return written
+    }
+
+    /// `insert` for the writer thread to finish: `done` is called there once the batch is
+    /// durable (or failed), so no thread waits for the commit.
+    public func insertLater(
+        _ snapshot: SessionSnapshot, after basis: WriteBasis?, done: @escaping @Sendable (Result<WriteBasis, StoreError>) -> Void
+    ) -> Bool {
+        let (write, written) = Self.pending(snapshot, after: basis)
+        return groupCommit.submitLater(write) { result in done(result.map { written }) }
+    }
+
+    /// A snapshot as the commit writes it (encoded on the caller's thread, not the writer's),
+    /// and the basis a write of the following version will need.
+    private static func pending(_ snapshot: SessionSnapshot, after basis: WriteBasis?) -> (PendingWrite, WriteBasis) {
         var slots = JSONWriter(capacity: 64)
         SessionSnapshot.writeStringMap(snapshot.slots, to: &slots)
         let bytes = snapshot.serializedBytes()
-        try groupCommit.submit(PendingWrite(snapshot: snapshot, basis: basis, slotsJSON: slots.string, bytes: bytes))
-        return WriteBasis(version: snapshot.sessionVersion, updatedAt: snapshot.updatedAt, fingerprint: BytesFingerprint.of(bytes))
+        return (
+            PendingWrite(snapshot: snapshot, basis: basis, slotsJSON: slots.string, bytes: bytes),
+            WriteBasis(version: snapshot.sessionVersion, updatedAt: snapshot.updatedAt, fingerprint: BytesFingerprint.of(bytes))
+        )
     }
 
     /// One transaction for a batch; a result per write, in order.

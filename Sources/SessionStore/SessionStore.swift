@@ -157,4 +157,18 @@ public protocol SessionStore: Sendable {
     func checkReady() throws(StoreError)
     /// Deletes versions whose `expiresAt` (epoch seconds) is at or before `now`; returns the count.
     func sweepExpired(now: Int64) throws(StoreError) -> Int
+    /// `insert` without waiting: starts the write and returns true, then calls `done` once
+    /// with what `insert` would have returned or thrown, on the thread that committed it
+    /// (`done` must not block: other writes wait behind it). False, with nothing started and
+    /// `done` never called, when this store cannot (the default: a store whose writes are
+    /// network calls); the caller then uses `insert`.
+    func insertLater(
+        _ snapshot: SessionSnapshot, after basis: WriteBasis?, done: @escaping @Sendable (Result<WriteBasis, StoreError>) -> Void
+    ) -> Bool
+}
+
+extension SessionStore {
+    public func insertLater(
+        _ snapshot: SessionSnapshot, after basis: WriteBasis?, done: @escaping @Sendable (Result<WriteBasis, StoreError>) -> Void
+    ) -> Bool { false }
 }

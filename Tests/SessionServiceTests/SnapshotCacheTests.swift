@@ -24,19 +24,6 @@ final class SnapshotCacheTests: ServiceTestCase {
         ]
     }
 
-    /// A second replica on the same store, beside `app`.
-    func replica(_ env: [String: String]) throws -> ServiceApp {
-        var environment = env
-        environment["HOST"] = "127.0.0.1"
-        environment["PORT"] = "0"
-        environment["SQLITE_PATH"] = environment["SQLITE_PATH"] ?? directory.appendingPathComponent("sessions.sqlite").path
-        let other = try ServiceApp(
-            configuration: try ServiceConfiguration.load(environment: environment, configFile: directory.appendingPathComponent("config.json").path),
-            logger: Logger(level: .error) { _ in })
-        try other.start()
-        return other
-    }
-
     func dynamoRequests() throws -> Int {
         let text = try get("/metrics").text
         return text.split(separator: "\n").filter { $0.hasPrefix("cognigy_session_dynamodb_requests_total{") }

@@ -15,6 +15,9 @@ class ServiceTestCase: XCTestCase {
     var app: ServiceApp!
     var port: Int { app.server.port }
     let logs = LogCapture()
+    /// The level the app logs at: `debug` sends every webhook through a worker (a log line
+    /// a request); `LaterWebhookTests` runs quieter, so the idle loop starts them.
+    var logLevel: LogLevel { .debug }
 
     func start(_ env: [String: String] = [:]) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("svc-\(UUID().uuidString)")
@@ -27,9 +30,22 @@ class ServiceTestCase: XCTestCase {
         try "{}".write(to: empty, atomically: true, encoding: .utf8)
         let config = try ServiceConfiguration.load(environment: environment, configFile: empty.path)
         let logs = self.logs
-        let logger = Logger(level: .debug) { bytes in logs.append(bytes) }
+        let logger = Logger(level: logLevel) { bytes in logs.append(bytes) }
         app = try ServiceApp(configuration: config, logger: logger)
         try app.start()
+    }
+
+    /// A second replica on the same store, beside `app` (logging errors only).
+    func replica(_ env: [String: String]) throws -> ServiceApp {
+        var environment = env
+        environment["HOST"] = "127.0.0.1"
+        environment["PORT"] = "0"
+        environment["SQLITE_PATH"] = environment["SQLITE_PATH"] ?? directory.appendingPathComponent("sessions.sqlite").path
+        let other = try ServiceApp(
+            configuration: try ServiceConfiguration.load(environment: environment, configFile: directory.appendingPathComponent("config.json").path),
+            logger: Logger(level: .error) { _ in })
+        try other.start()
+        return other
     }
 
     override func tearDownWithError() throws {
@@ -398,6 +414,15 @@ final class WebhookTests: ServiceTestCase {
         XCTAssertTrue(handler(.info, accessLog: false).servesInline(try head(.GET, "/health")))
         XCTAssertFalse(handler(.info, accessLog: true).servesInline(try head(.GET, "/health")), "the default: a line a request")
         XCTAssertFalse(handler(.debug, accessLog: false).servesInline(try head(.GET, "/health")), "debug logs every request")
+        // The webhook may be started by the loop and answered by the commit thread, by the
+        // same rule: never where a log line a request would be written there.
+        let webhook = try head(.POST, "/webhook/dialog", framing: .contentLength(2))
+        XCTAssertTrue(router.servesLater(webhook))
+        XCTAssertFalse(router.servesLater(try head(.GET, "/health")))
+        XCTAssertFalse(router.servesLater(try head(.POST, "/sessions/c/rollback", framing: .contentLength(2))))
+        XCTAssertTrue(handler(.warn, accessLog: true).servesLater(webhook))
+        XCTAssertFalse(handler(.info, accessLog: true).servesLater(webhook), "the default: a line a request")
+        XCTAssertFalse(handler(.debug, accessLog: false).servesLater(webhook))
     }
 
     func testAdminToken() throws {

@@ -147,6 +147,99 @@ final class SQLiteGroupCommitTests: XCTestCase {
         XCTAssertEqual(recorder.batches.withLock { $0 }, [[1]])
     }
 
+    /// `submitLater` returns at once; the writer thread commits the write and calls back
+    /// on itself, with the write's own result.
+    func testSubmitLater_calledBackOnTheWriterThreadWithItsResult() throws {
+        let recorder = Recorder(holdFirst: true)
+        let committer = SQLiteGroupCommit<Int> { recorder.commit($0) }
+        let calls = Locked<[(write: Int, ok: Bool, thread: pthread_t)]>([])
+        let called = DispatchGroup()
+        for write in [7, -8] {
+            called.enter()
+            XCTAssertTrue(
+                committer.submitLater(write) { result in
+                    let ok = (try? result.get()) != nil
+                    calls.withLock { $0.append((write, ok, pthread_self())) }
+                    called.leave()
+                })
+            // Returned although the first commit is held open: nobody waits for it.
+            if write == 7 { recorder.entered.wait() }
+        }
+        XCTAssertEqual(calls.withLock { $0.count }, 0, "nothing called back before its commit")
+        recorder.gate.signal()
+        XCTAssertEqual(called.wait(timeout: .now() + 10), .success)
+        let seen = calls.withLock { $0 }
+        XCTAssertEqual(seen.map(\.write), [7, -8])
+        XCTAssertEqual(seen.map(\.ok), [true, false])
+        XCTAssertEqual(pthread_equal(seen[0].thread, seen[1].thread), 1 as Int32, "both on the one writer thread")
+        XCTAssertEqual(pthread_equal(seen[0].thread, pthread_self()), 0 as Int32)
+        XCTAssertEqual(recorder.batches.withLock { $0 }, [[7], [-8]])
+        committer.stop()
+    }
+
+    /// Writes queued by `submitLater` and by waiting callers share batches; a caller that
+    /// leads a batch calls the others' callbacks itself.
+    func testSubmitLaterAndSubmit_shareABatch() throws {
+        let recorder = Recorder(holdFirst: true)
+        let committer = SQLiteGroupCommit<Int>(writerThread: true) { recorder.commit($0) }
+        let waited = DispatchGroup()
+        waited.enter()
+        spawnThread {
+            defer { waited.leave() }
+            XCTAssertTrue((try? committer.submit(1)) != nil)
+        }
+        recorder.entered.wait()
+        let called = DispatchGroup()
+        for write in [2, 3] {
+            called.enter()
+            XCTAssertTrue(committer.submitLater(write) { result in
+                XCTAssertTrue((try? result.get()) != nil)
+                called.leave()
+            })
+        }
+        waited.enter()
+        spawnThread {
+            defer { waited.leave() }
+            XCTAssertTrue((try? committer.submit(4)) != nil)
+        }
+        let deadline = Date().addingTimeInterval(10)
+        while committer.queuedCount < 3 && Date() < deadline { usleep(1_000) }
+        recorder.gate.signal()
+        XCTAssertEqual(called.wait(timeout: .now() + 10), .success)
+        XCTAssertEqual(waited.wait(timeout: .now() + 10), .success)
+        XCTAssertEqual(recorder.batches.withLock { $0 }.map { Set($0) }, [[1], [2, 3, 4]])
+        committer.stop()
+    }
+
+    /// Without a writer thread, or once stopped, `submitLater` queues nothing and says so
+    /// (the caller then writes the blocking way); writes it queued before `stop` are
+    /// committed and called back before `stop` returns.
+    func testSubmitLater_refusedWithoutAThreadOrOnceStopped_drainedByStop() throws {
+        let noThread = SQLiteGroupCommit<Int>(writerThread: false) { $0.map { _ in .success(()) } }
+        XCTAssertFalse(noThread.submitLater(1) { _ in XCTFail("never called") })
+        noThread.stop()
+
+        let recorder = Recorder(holdFirst: true)
+        let committer = SQLiteGroupCommit<Int> { recorder.commit($0) }
+        let results = Locked<[Int]>([])
+        for write in [1, 2] {
+            XCTAssertTrue(committer.submitLater(write) { result in
+                if (try? result.get()) != nil { results.withLock { $0.append(write) } }
+            })
+            if write == 1 { recorder.entered.wait() }
+        }
+        let stopped = DispatchSemaphore(value: 0)
+        spawnThread {
+            committer.stop()
+            stopped.signal()
+        }
+        XCTAssertEqual(stopped.wait(timeout: .now() + 0.2), .timedOut, "stop waits for the queued writes")
+        recorder.gate.signal()
+        XCTAssertEqual(stopped.wait(timeout: .now() + 10), .success)
+        XCTAssertEqual(results.withLock { $0 }, [1, 2])
+        XCTAssertFalse(committer.submitLater(3) { _ in XCTFail("never called") })
+    }
+
     /// The store's writes under 16 concurrent callers: batched, nothing lost.
     func testSQLiteStore_concurrentInsertsShareCommits() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gc-\(UUID().uuidString)")

@@ -63,6 +63,39 @@ class SessionStoreContractTests: XCTestCase {
         XCTAssertEqual(try store.version("c1", 1)?.snapshot.get().slots, [:], "the first write stands")
     }
 
+    /// `insertLater` keeps `insert`'s contract: the same basis on success, a version conflict
+    /// for an existing version or a basis no longer stored. A store that cannot (its writes
+    /// are network calls) says so and never calls back. SQLite can.
+    func testInsertLater_keepsInsertsContract() throws {
+        let store = try makeStore()
+        let first = try store.insert(Self.snapshot("c1", 1), after: nil)
+        func later(_ s: SessionSnapshot, after basis: WriteBasis?) throws -> Result<WriteBasis, StoreError>? {
+            let outcome = Locked<Result<WriteBasis, StoreError>?>(nil)
+            let called = DispatchSemaphore(value: 0)
+            guard store.insertLater(s, after: basis, done: { result in
+                outcome.withLock { $0 = result }
+                called.signal()
+            }) else { return nil }
+            XCTAssertEqual(called.wait(timeout: .now() + 10), .success)
+            return outcome.withLock { $0 }
+        }
+        guard let second = try later(Self.snapshot("c1", 2, slots: ["a": "b"]), after: first) else {
+            XCTAssertFalse(store is SQLiteStore, "SQLite writes later")
+            return
+        }
+        let basis = try second.get()
+        XCTAssertEqual(basis, try XCTUnwrap(store.latest("c1")).basis, "the basis the next write needs")
+        XCTAssertEqual(try store.latest("c1")?.snapshot.get().slots, ["a": "b"])
+        let conflict = StoreError.versionConflict(conversationId: "c1", version: 2)
+        XCTAssertEqual(try later(Self.snapshot("c1", 2, slots: ["x": "y"]), after: first)?.failure, conflict)
+        let stale = WriteBasis(version: 2, updatedAt: basis.updatedAt - 1, fingerprint: basis.fingerprint)
+        XCTAssertEqual(
+            try later(Self.snapshot("c1", 3), after: stale)?.failure, .versionConflict(conversationId: "c1", version: 3),
+            "version 2 is not stored as the write's basis says")
+        XCTAssertEqual(try store.latest("c1")?.version, 2)
+        XCTAssertEqual(try later(Self.snapshot("c1", 3), after: basis).map { try? $0.get() }??.version, 3)
+    }
+
     func testVersionsPaging_newestFirst() throws {
         let store = try makeStore()
         for v in 1...7 { try store.insertOnTop(Self.snapshot("c", Int64(v))) }
@@ -375,5 +408,13 @@ extension SessionStore {
     func insertOnTop(_ s: SessionSnapshot) throws {
         let basis = s.sessionVersion > 1 ? try version(s.conversationId, s.sessionVersion - 1)?.basis : nil
         try insert(s, after: basis)
+    }
+}
+
+extension Result {
+    /// The error, nil on success (for assertions).
+    var failure: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
     }
 }

@@ -128,6 +128,14 @@ public struct EncryptingStore: SessionStore {
     public func insert(_ s: SessionSnapshot, after basis: WriteBasis?) throws(StoreError) -> WriteBasis {
         try base.insert(sealed(s), after: basis)
     }
+    /// Sealed here, on the caller's thread; a snapshot that cannot be sealed is left to
+    /// `insert`, which reports why.
+    public func insertLater(
+        _ s: SessionSnapshot, after basis: WriteBasis?, done: @escaping @Sendable (Result<WriteBasis, StoreError>) -> Void
+    ) -> Bool {
+        guard let sealedSnapshot = try? sealed(s) else { return false }
+        return base.insertLater(sealedSnapshot, after: basis, done: done)
+    }
     public func version(_ id: String, _ v: Int64) throws(StoreError) -> StoredVersion? {
         try base.version(id, v).map { v throws(StoreError) in try opened(v) }
     }
