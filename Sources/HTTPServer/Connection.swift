@@ -16,6 +16,12 @@ struct Connection {
     private var readChunk: [UInt8]
     let peerIsLoopback: Bool
     private var firstRequest: Bool
+    /// Whether answering a request the loop could start (`LaterRequests`) parks the
+    /// connection at once; false when the handler just handed one of this connection's
+    /// requests back (`LaterAnswer.handBack`: a lost write, a conversation too large for
+    /// the fast path), so the worker keeps the connection for the hand-off delay like any
+    /// other rather than the loop handing each next request back as well.
+    private let parksForLater: Bool
 
     /// What the caller does with the socket once `run` returns.
     enum Outcome: Equatable {
@@ -30,13 +36,18 @@ struct Connection {
     ///   - peerIsLoopback: known when a parked connection comes back; looked up otherwise.
     ///   - firstRequest: false when a parked keep-alive connection comes back.
     ///   - received: bytes the idle loop already read from it (the start of a request).
-    init(fd: Int32, server: HTTPServer, peerIsLoopback: Bool? = nil, firstRequest: Bool = true, received: [UInt8] = []) {
+    ///   - parksForLater: see the property.
+    init(
+        fd: Int32, server: HTTPServer, peerIsLoopback: Bool? = nil, firstRequest: Bool = true, received: [UInt8] = [],
+        parksForLater: Bool = true
+    ) {
         self.fd = fd
         self.server = server
         self.config = server.configuration
         self.readChunk = [UInt8](repeating: 0, count: 16 * 1024)
         self.peerIsLoopback = peerIsLoopback ?? Sockets.peerIsLoopback(fd)
         self.firstRequest = firstRequest
+        self.parksForLater = parksForLater
         buffer.reserveCapacity(16 * 1024)
         buffer.append(contentsOf: received)
     }
@@ -182,7 +193,7 @@ struct Connection {
             // webhook, `LaterRequests`) is served there from its next request on: park now
             // rather than hold this thread for it (unless the idle loop is configured away).
             if buffer.isEmpty, config.idleHandoffDelayMs < config.idleTimeoutMs,
-                server.servesInline(head) || server.servesLater(head)
+                server.servesInline(head) || (parksForLater && server.servesLater(head))
             {
                 return .park(deadline: monotonicMs() + Int64(config.idleTimeoutMs))
             }

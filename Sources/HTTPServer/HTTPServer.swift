@@ -153,9 +153,10 @@ public final class HTTPServer: Sendable {
 
     /// Runs the request loop on the calling worker; then parks the connection in the idle
     /// loop, or closes it.
-    func serve(_ fd: Int32, peerIsLoopback: Bool?, firstRequest: Bool, received: [UInt8] = []) {
+    func serve(_ fd: Int32, peerIsLoopback: Bool?, firstRequest: Bool, received: [UInt8] = [], parksForLater: Bool = true) {
         var connection = Connection(
-            fd: fd, server: self, peerIsLoopback: peerIsLoopback, firstRequest: firstRequest, received: received)
+            fd: fd, server: self, peerIsLoopback: peerIsLoopback, firstRequest: firstRequest, received: received,
+            parksForLater: parksForLater)
         if case .park(let deadline) = connection.run(),
             idle.park(fd, peerIsLoopback: connection.peerIsLoopback, deadline: deadline)
         {

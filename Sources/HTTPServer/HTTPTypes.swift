@@ -175,18 +175,30 @@ public protocol HTTPHandler: Sendable {
     /// thread, without waking a worker (see `InlineRequests`). Asked about bodiless GET and
     /// HEAD requests only.
     func servesInline(_ head: RequestHead) -> Bool
-    /// True when the request this head starts may be answered later, from another thread
-    /// (`handleLater`): the idle loop then reads it whole and never blocks on it.
+    /// True when requests like the one this head starts may be answered later, from another
+    /// thread (`handleLater`): the idle loop then reads them whole and never blocks on them.
     func servesLater(_ head: RequestHead) -> Bool
-    /// Starts handling `request` and returns true; `done` is then called exactly once, from
-    /// any thread, with the response, or with nil when the request must be handled by
-    /// `handle` after all (nothing was done). False: nothing started, `done` never called.
-    func handleLater(_ request: HTTPRequest, done: @escaping @Sendable (HTTPResponse?) -> Void) -> Bool
+    /// Starts handling `request` without blocking and returns true; `done` is then called
+    /// exactly once, from any thread. False: nothing started, `done` never called, and a
+    /// worker calls `handle`.
+    func handleLater(_ request: HTTPRequest, done: @escaping @Sendable (LaterAnswer) -> Void) -> Bool
+}
+
+/// How a request started with `handleLater` ends.
+public enum LaterAnswer: Sendable {
+    /// Sent at once by the thread that calls `done`, without blocking.
+    case response(HTTPResponse)
+    /// Built and sent by a worker, where it may block or log (an error's answer).
+    case fromWorker(@Sendable () -> HTTPResponse)
+    /// Nothing was done: a worker handles the request with `handle`, from its bytes, and
+    /// keeps the connection for the hand-off delay, as its next requests are unlikely to be
+    /// answered later either (where `handleLater` returning false leaves it to the loop).
+    case handBack
 }
 
 extension HTTPHandler {
     public func preflight(_ head: RequestHead) -> HTTPResponse? { nil }
     public func servesInline(_ head: RequestHead) -> Bool { false }
     public func servesLater(_ head: RequestHead) -> Bool { false }
-    public func handleLater(_ request: HTTPRequest, done: @escaping @Sendable (HTTPResponse?) -> Void) -> Bool { false }
+    public func handleLater(_ request: HTTPRequest, done: @escaping @Sendable (LaterAnswer) -> Void) -> Bool { false }
 }

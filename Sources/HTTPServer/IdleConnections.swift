@@ -21,7 +21,8 @@ import Primitives
 /// lock, so an fd the loop closes can never be re-registered under a stale entry: a number
 /// reused by a later connection is parked with a new token, and old expiry entries no
 /// longer match. A connection taken out keeps its registration, disarmed by
-/// `EPOLLONESHOT` (so it reports nothing while a worker owns the fd); the worker's `close`
+/// `EPOLLONESHOT` (so it reports nothing while a worker, or the thread that answers a request
+/// the loop started, `LaterRequests`, owns the fd); the owner's `close`
 /// removes it outside the lock, which is safe because epoll keys a registration on the open
 /// file, not the number: a reused number is a new file, and `cepoll_arm` adds it afresh.
 ///

@@ -13,8 +13,9 @@ import Primitives
 /// worker, the handler, one non-blocking send, and the connection is parked again. Anything
 /// else the loop cannot finish at once (another route, a body, a head split across reads,
 /// a malformed head, more bytes than one request, shutdown, a send that would block) goes
-/// to a worker with the bytes already read, and is served exactly as before. A request that
-/// does not start with `GET ` or `HEAD ` is handed on unscanned. A client that mixes routes
+/// to a worker with the bytes already read, and is served exactly as before. A `POST` may
+/// be one the loop starts and another thread answers (`LaterRequests`); any other request
+/// that does not start with `GET ` or `HEAD ` is handed on unscanned. A client that mixes routes
 /// on one connection (a proxy's pool) pays one hand-off after each inline answer, as it
 /// would after any idle moment.
 extension HTTPServer {

@@ -13,9 +13,10 @@ import Glibc
 ///
 /// The loop takes only a request it holds entirely, in one read: head and body, and
 /// nothing after it (no pipelining), without `Expect: 100-continue`, within the body
-/// budget. Anything else, and anything the handler declines (`handleLater` false) or gives
-/// back (`done(nil)`: nothing was done), is served by a worker from the bytes read, exactly
-/// as if it had come straight to one.
+/// budget. Anything else, and anything the handler declines (`handleLater` false) or hands
+/// back (`.handBack`: nothing was done), is served by a worker from the bytes read, exactly
+/// as if it had come straight to one. An answer that may block or log to be built (an
+/// error's) is built and sent by a worker too (`.fromWorker`), which then serves on.
 extension HTTPServer {
     /// Whether the loop may start requests like this one: a POST (the only method it reads
     /// a body for) to a route whose handler answers later. (Whether it can take this one
@@ -39,21 +40,31 @@ extension HTTPServer {
             headers: head.headers, body: Array(received[bodyStart...]), peerIsLoopback: peerIsLoopback)
         let keepAlive = head.keepAlive
         let version = head.version
-        let started = handler.handleLater(request) { [self] response in
+        let started = handler.handleLater(request) { [self] answer in
             releaseBody(length)
-            guard let response else {
-                // Nothing was done: a worker serves the request from its bytes.
+            switch answer {
+            case .response(let response):
+                noteLaterAnswer()
+                let stayOpen = keepAlive && !isStopping
+                deliver(
+                    fd, peerIsLoopback: peerIsLoopback,
+                    serialize(response, keepAlive: stayOpen, version: version, headRequest: false), keepAlive: stayOpen)
+            case .fromWorker(let build):
                 let submitted = workers.submit { [self] in
-                    serve(fd, peerIsLoopback: peerIsLoopback, firstRequest: false, received: received)
+                    let stayOpen = keepAlive && !isStopping
+                    let bytes = serialize(build(), keepAlive: stayOpen, version: version, headRequest: false)
+                    guard Sockets.sendAll(fd, bytes), stayOpen else { return closeConnection(fd) }
+                    serve(fd, peerIsLoopback: peerIsLoopback, firstRequest: false)
                 }
                 if !submitted { closeConnection(fd) }
-                return
+            case .handBack:
+                // Nothing was done: a worker serves the request from its bytes, and keeps the
+                // connection a while (its next request would likely be handed back too).
+                let submitted = workers.submit { [self] in
+                    serve(fd, peerIsLoopback: peerIsLoopback, firstRequest: false, received: received, parksForLater: false)
+                }
+                if !submitted { closeConnection(fd) }
             }
-            noteLaterAnswer()
-            let stayOpen = keepAlive && !isStopping
-            deliver(
-                fd, peerIsLoopback: peerIsLoopback, serialize(response, keepAlive: stayOpen, version: version, headRequest: false),
-                keepAlive: stayOpen)
         }
         guard started else {
             releaseBody(length)

@@ -6,7 +6,7 @@ import DialogWire
 public struct Router: HTTPHandler {
     public typealias Handler = @Sendable (HTTPRequest, [String: String]) -> HTTPResponse
     /// `HTTPHandler.handleLater` for one route.
-    public typealias LaterHandler = @Sendable (HTTPRequest, [String: String], @escaping @Sendable (HTTPResponse?) -> Void) -> Bool
+    public typealias LaterHandler = @Sendable (HTTPRequest, [String: String], @escaping @Sendable (LaterAnswer) -> Void) -> Bool
     /// Checks a request's headers (credentials) before anything else; a response refuses it.
     /// It needs only the head, so the server can refuse before reading the body.
     public typealias Guard = @Sendable (_ headers: HTTPHeaders, _ peerIsLoopback: Bool) -> HTTPResponse?
@@ -67,13 +67,13 @@ public struct Router: HTTPHandler {
         return route.later != nil
     }
 
-    public func handleLater(_ request: HTTPRequest, done: @escaping @Sendable (HTTPResponse?) -> Void) -> Bool {
-        startLater(request) { response, _ in done(response) }
+    public func handleLater(_ request: HTTPRequest, done: @escaping @Sendable (LaterAnswer) -> Void) -> Bool {
+        startLater(request) { answer, _ in done(answer) }
     }
 
     /// `handleLater`, with `done` also given the pattern of the route that took the request
     /// (a label for metrics).
-    public func startLater(_ request: HTTPRequest, done: @escaping @Sendable (HTTPResponse?, String) -> Void) -> Bool {
+    public func startLater(_ request: HTTPRequest, done: @escaping @Sendable (LaterAnswer, String) -> Void) -> Bool {
         guard case .handler(let route, let params) = resolve(
             method: request.method, path: request.path, headers: request.headers, peerIsLoopback: request.peerIsLoopback),
             let later = route.later

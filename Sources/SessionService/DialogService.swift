@@ -65,6 +65,10 @@ public final class DialogService: Sendable {
         /// an event builds on it without reading the store; the conditional write catches
         /// a stale entry as a version conflict. 0 turns the cache off.
         public var snapshotCacheEntries = 10_000
+        /// Largest new version (encoded bytes) the webhook's fast path writes
+        /// (`ingestLater`): a larger one is merged, encoded and answered by a worker, so the
+        /// idle loop and the commit thread, which serve everyone, never spend long on one.
+        public var laterMaxSnapshotBytes = 16_384
         /// Backoff between conflicting attempts.
         public var conflictBackoff = Backoff(baseMs: 2, capMs: 100)
         public init() {}

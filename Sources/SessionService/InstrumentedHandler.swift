@@ -52,18 +52,26 @@ public struct InstrumentedHandler: HTTPHandler {
 
     /// The router's `startLater`, its answer given an id and recorded like any other. Only
     /// while no request is logged (a log line could block the thread that answers).
-    public func handleLater(_ request: HTTPRequest, done: @escaping @Sendable (HTTPResponse?) -> Void) -> Bool {
+    public func handleLater(_ request: HTTPRequest, done: @escaping @Sendable (LaterAnswer) -> Void) -> Bool {
         guard !logsEveryRequest else { return false }
         let start = monotonicNanoseconds()
         let id = RequestContext.id(from: request.headers["x-request-id"])
-        let method = request.method
-        return router.startLater(request) { [metrics] response, pattern in
-            guard var response else { return done(nil) }
-            response.headers.append(("X-Request-Id", id))
-            metrics.recordRequest(
-                route: pattern, method: Self.methodLabel(method), status: response.status.code,
-                seconds: Double(monotonicNanoseconds() - start) / 1e9)
-            done(response)
+        let method = Self.methodLabel(request.method)
+        return router.startLater(request) { [metrics] answer, pattern in
+            @Sendable func finished(_ response: HTTPResponse) -> HTTPResponse {
+                var response = response
+                response.headers.append(("X-Request-Id", id))
+                metrics.recordRequest(
+                    route: pattern, method: method, status: response.status.code,
+                    seconds: Double(monotonicNanoseconds() - start) / 1e9)
+                return response
+            }
+            switch answer {
+            case .response(let response): done(.response(finished(response)))
+            // On a worker: its log lines carry the request's id, as any request's do.
+            case .fromWorker(let build): done(.fromWorker { RequestContext.with(id) { finished(build()) } })
+            case .handBack: done(.handBack)
+            }
         }
     }
 

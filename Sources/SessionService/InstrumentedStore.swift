@@ -81,6 +81,7 @@ public struct InstrumentedStore: SessionStore {
             done(result)
         }
     }
+    public var writesLater: Bool { base.writesLater }
     public func version(_ id: String, _ v: Int64) throws(StoreError) -> StoredVersion? {
         try timed("version") { () throws(StoreError) in try base.version(id, v) }
     }

@@ -40,9 +40,13 @@ public struct Routes: Sendable {
         }
         let webhookAuth: Router.Guard = { headers, _ in webhookCredentials(headers) }
         let adminAuth: Router.Guard = { headers, loopback in adminCredentials(headers, peerIsLoopback: loopback) }
-        r.add(
-            .POST, "/webhook/dialog", guard: webhookAuth, later: { req, _, done in webhookLater(req, done: done) }
-        ) { req, _ in webhook(req) }
+        var fastPath: Router.LaterHandler?
+        if service.ingestsLater {
+            fastPath = { (req: HTTPRequest, _: [String: String], done: @escaping @Sendable (LaterAnswer) -> Void) -> Bool in
+                webhookLater(req, done: done)
+            }
+        }
+        r.add(.POST, "/webhook/dialog", guard: webhookAuth, later: fastPath) { req, _ in webhook(req) }
         r.add(.GET, "/sessions/:id", guard: adminAuth) { req, p in admin(req, p) { latest($0) } }
         r.add(.DELETE, "/sessions/:id", guard: adminAuth) { req, p in admin(req, p) { delete($0) } }
         r.add(.GET, "/sessions/:id/versions", guard: adminAuth) { req, p in admin(req, p) { versions($0, req) } }
@@ -104,13 +108,16 @@ public struct Routes: Sendable {
 
     /// The webhook with no thread waiting for the commit (`DialogService.ingestLater`).
     /// False for anything else, a body that does not decode included: `webhook` then
-    /// handles it, and answers (and logs) as always.
-    func webhookLater(_ req: HTTPRequest, done: @escaping @Sendable (HTTPResponse?) -> Void) -> Bool {
+    /// handles it, and answers (and logs) as always. Registered only where the store can.
+    func webhookLater(_ req: HTTPRequest, done: @escaping @Sendable (LaterAnswer) -> Void) -> Bool {
         guard case .success(let event) = decodeEvent(req) else { return false }
-        return service.ingestLater(event) { [self] outcome in
+        // The answer is built here, on the loop, so the commit thread only sends it.
+        return service.ingestLater(event, answer: webhookAnswer) { [self] outcome in
             switch outcome {
-            case .stored(let result): done(webhookAnswer(result))
-            case .ingestInstead: done(nil)
+            case .stored(let response): done(.response(response))
+            // Logged where a line may wait for stderr: on a worker.
+            case .failed(let error): done(.fromWorker { ingestError(error) })
+            case .ingestInstead: done(.handBack)
             }
         }
     }

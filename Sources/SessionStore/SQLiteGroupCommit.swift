@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Dispatch
 import Primitives
 
@@ -65,16 +68,24 @@ final class SQLiteGroupCommit<Write: Sendable>: @unchecked Sendable {
     private let exited = DispatchSemaphore(value: 0)
     /// False when no thread could be started: then callers commit every batch themselves.
     private let hasThread: Bool
+    /// The writer thread, once it runs: `stop` called on it (a callback that released the
+    /// store's last reference) must not wait for it to end.
+    private let writer = Locked<pthread_t?>(nil)
 
     /// - Parameter writerThread: false only in tests, for the path taken when the system
     ///   refuses a thread.
     init(writerThread: Bool = true, commit: @escaping Commit) {
         queue = Locked(Queue(commit: commit))
+        let writer = self.writer
         let started = writerThread && spawnThread(stackBytes: 256 * 1024) { [queue, wake, exited] in
+            writer.withLock { $0 = pthread_self() }
             Self.run(queue, wake, exited)
         }
         hasThread = started
     }
+
+    /// Whether `submitLater` can take writes (a writer thread runs).
+    var hasWriterThread: Bool { hasThread }
 
     /// Batches committed so far and the writes they held (tests: batching happens).
     var stats: (batches: Int, writes: Int) { queue.withLock { ($0.batches, $0.writes) } }
@@ -123,10 +134,9 @@ final class SQLiteGroupCommit<Write: Sendable>: @unchecked Sendable {
     }
 
     /// Queues `write` and returns at once; `done` is called with its result once its batch
-    /// has committed (or failed), on the thread that committed it: the writer thread, or a
-    /// `submit` caller that was leading a batch. Returns false, with nothing queued, when
-    /// there is no writer thread or the store is closed (the caller then uses `submit`).
-    /// `done` must not block: every write queued behind it waits while it runs.
+    /// has committed (or failed), on the writer thread. Returns false, with nothing queued,
+    /// when there is no writer thread or the store is closed (the caller then uses
+    /// `submit`). `done` must not block: every write queued behind it waits while it runs.
     func submitLater(_ write: Write, done: @escaping Callback) -> Bool {
         guard hasThread else { return false }
         let waiter = Waiter(write, callback: done)
@@ -154,7 +164,10 @@ final class SQLiteGroupCommit<Write: Sendable>: @unchecked Sendable {
         }
         guard let signal else { return }
         if signal { wake.signal() }
-        if hasThread { exited.wait() }
+        let onWriter = writer.withLock { $0.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
+        // On the writer thread (the store released from a callback) the thread ends by
+        // itself once the batch it is answering is done: waiting for it would never return.
+        if hasThread && !onWriter { exited.wait() }
     }
 
     private static func take(_ q: inout Queue) -> [Waiter] {
@@ -201,7 +214,10 @@ final class SQLiteGroupCommit<Write: Sendable>: @unchecked Sendable {
                 for waiter in current { waiter.finish() }
             }
             let done = queue.withLock { q -> Bool in
-                guard q.stopping else { return false }
+                // Not while a turn is taken: a `submitLater` that queued a write after this
+                // thread rested has set `busy` and signalled, so the loop goes round once more
+                // (and a committing `submit` caller signals when its turn ends).
+                guard q.stopping, !q.busy else { return false }
                 q.commit = nil
                 return true
             }

@@ -171,6 +171,8 @@ public final class SQLiteStore: SessionStore {
         return groupCommit.submitLater(write) { result in done(result.map { written }) }
     }
 
+    public var writesLater: Bool { groupCommit.hasWriterThread }
+
     /// A snapshot as the commit writes it (encoded on the caller's thread, not the writer's),
     /// and the basis a write of the following version will need.
     private static func pending(_ snapshot: SessionSnapshot, after basis: WriteBasis?) -> (PendingWrite, WriteBasis) {

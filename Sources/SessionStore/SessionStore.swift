@@ -165,9 +165,12 @@ public protocol SessionStore: Sendable {
     func insertLater(
         _ snapshot: SessionSnapshot, after basis: WriteBasis?, done: @escaping @Sendable (Result<WriteBasis, StoreError>) -> Void
     ) -> Bool
+    /// Whether `insertLater` can take writes at all (so callers need not prepare one in vain).
+    var writesLater: Bool { get }
 }
 
 extension SessionStore {
+    public var writesLater: Bool { false }
     public func insertLater(
         _ snapshot: SessionSnapshot, after basis: WriteBasis?, done: @escaping @Sendable (Result<WriteBasis, StoreError>) -> Void
     ) -> Bool { false }

@@ -9,13 +9,15 @@ import XCTest
 @testable import HTTPServer
 
 /// POSTs under `/later` are answered later, from a thread of the handler's own (as the
-/// webhook is answered by the store's commit thread): `/later/nil` gives the request back,
-/// `/later/declined` is refused at the start, `/later/hold` waits until the test releases
-/// it. `handle` (a worker) answers `WORKER …`; a later answer reads `LATER …`.
+/// webhook is answered by the store's commit thread): `/later/back` is handed back,
+/// `/later/error` answered by a worker (`fromWorker`), `/later/declined` refused at the
+/// start, `/later/hold` held until the test releases it. `handle` (a worker) answers
+/// `WORKER …`; a later answer reads `LATER …`.
 private final class LaterHandler: HTTPHandler, @unchecked Sendable {
     let answerer = DispatchQueue(label: "later-answerer")
-    let held = Locked<[@Sendable (HTTPResponse?) -> Void]>([])
+    let held = Locked<[@Sendable (LaterAnswer) -> Void]>([])
     let handled = Locked<[String]>([])
+    let built = Locked<[pthread_t]>([])
 
     func servesLater(_ head: RequestHead) -> Bool { head.path.hasPrefix("/later") }
 
@@ -24,29 +26,44 @@ private final class LaterHandler: HTTPHandler, @unchecked Sendable {
         return Self.answer("WORKER", request)
     }
 
-    func handleLater(_ request: HTTPRequest, done: @escaping @Sendable (HTTPResponse?) -> Void) -> Bool {
+    func handleLater(_ request: HTTPRequest, done: @escaping @Sendable (LaterAnswer) -> Void) -> Bool {
         guard request.path != "/later/declined" else { return false }
         handled.withLock { $0.append("later \(request.path)") }
-        if request.path == "/later/hold" {
+        switch request.path {
+        case "/later/hold":
             held.withLock { $0.append(done) }
-            return true
+        case "/later/back":
+            answerer.async { done(.handBack) }
+        case "/later/error":
+            let built = self.built
+            answerer.async {
+                done(.fromWorker {
+                    built.withLock { $0.append(pthread_self()) }
+                    return HTTPResponse(status: .serviceUnavailable, headers: [("Retry-After", "1")], body: Array("BUILT".utf8))
+                })
+            }
+        default:
+            answerer.async { done(.response(Self.answer("LATER", request))) }
         }
-        let giveBack = request.path == "/later/nil"
-        answerer.async { done(giveBack ? nil : Self.answer("LATER", request)) }
         return true
     }
 
     /// Answers every held request (from the answerer's thread).
     func release() {
-        let waiting = held.withLock { h -> [@Sendable (HTTPResponse?) -> Void] in
+        let waiting = held.withLock { h -> [@Sendable (LaterAnswer) -> Void] in
             defer { h.removeAll() }
             return h
         }
         for done in waiting {
             answerer.async {
-                done(HTTPResponse(status: .ok, headers: [], body: Array("LATER /later/hold".utf8)))
+                done(.response(HTTPResponse(status: .ok, headers: [], body: Array("LATER /later/hold".utf8))))
             }
         }
+    }
+
+    /// The thread the answerer queue runs on.
+    func answererThread() -> pthread_t? {
+        answerer.sync { pthread_self() }
     }
 
     static func answer(_ who: String, _ request: HTTPRequest) -> HTTPResponse {
@@ -109,11 +126,10 @@ final class LaterRequestsTests: XCTestCase {
         XCTAssertEqual(server.bufferedBodyByteCount, 0, "every body's budget given back")
     }
 
-    func testGivenBackOrDeclined_aWorkerServesTheRequestFromItsBytes() throws {
+    /// Declined at the start: a worker serves it from its bytes, then parks the connection
+    /// at once, so the loop tries the next request again.
+    func testDeclined_aWorkerServesTheRequestThenTheLoopTriesTheNext() throws {
         let client = try parkedClient()
-        client.send(Self.post("/later/nil", "again"))
-        XCTAssertEqual(try client.readResponse().text, "WORKER /later/nil again")
-        XCTAssertTrue(eventually(1) { self.server.idleConnections == 1 })
         client.send(Self.post("/later/declined", "no"))
         XCTAssertEqual(try client.readResponse().text, "WORKER /later/declined no")
         XCTAssertTrue(eventually(1) { self.server.idleConnections == 1 })
@@ -121,39 +137,76 @@ final class LaterRequestsTests: XCTestCase {
         XCTAssertEqual(try client.readResponse().text, "LATER /later/ok yes", "and the connection goes on")
         XCTAssertEqual(server.laterAnswerCount, 1)
         XCTAssertEqual(
-            handler.handled.withLock { $0 },
-            ["worker /later/first", "later /later/nil", "worker /later/nil", "worker /later/declined", "later /later/ok"])
+            handler.handled.withLock { $0 }, ["worker /later/first", "worker /later/declined", "later /later/ok"])
+    }
+
+    /// Handed back after it started: a worker serves it from its bytes (it is not answered
+    /// twice) and keeps the connection for the hand-off delay, as for any route.
+    func testHandedBack_aWorkerServesTheRequestAndKeepsTheConnection() throws {
+        let client = try parkedClient()
+        client.send(Self.post("/later/back", "again"))
+        XCTAssertEqual(try client.readResponse().text, "WORKER /later/back again")
+        usleep(100_000)
+        XCTAssertEqual(server.idleConnections, 0, "held by its worker")
+        client.send(Self.post("/later/ok", "yes"))
+        XCTAssertEqual(try client.readResponse().text, "WORKER /later/ok yes", "served by that worker")
+        XCTAssertEqual(server.laterAnswerCount, 0)
+        XCTAssertEqual(
+            handler.handled.withLock { $0 }, ["worker /later/first", "later /later/back", "worker /later/back", "worker /later/ok"])
+    }
+
+    /// An answer built by a worker (an error's, which may log): sent from there, not handled
+    /// again, and the connection goes on.
+    func testAnswerFromAWorker_builtAndSentThereOnce() throws {
+        let client = try parkedClient()
+        client.send(Self.post("/later/error", "e"))
+        let refused = try client.readResponse()
+        XCTAssertEqual(refused.status, 503)
+        XCTAssertEqual(refused.text, "BUILT")
+        XCTAssertEqual(refused.header("Retry-After"), "1")
+        let builder = try XCTUnwrap(handler.built.withLock { $0.first })
+        XCTAssertEqual(pthread_equal(builder, try XCTUnwrap(handler.answererThread())), 0, "not on the answering thread")
+        // The worker that sent it serves on.
+        client.send(Self.post("/later/after", "a"))
+        XCTAssertEqual(try client.readResponse().text, "WORKER /later/after a")
+        XCTAssertEqual(
+            handler.handled.withLock { $0 }, ["worker /later/first", "later /later/error", "worker /later/after"],
+            "the request was not handled again")
     }
 
     /// Only a request the loop holds whole, alone, in one read is started there.
     func testWhatTheLoopCannotTakeWhole_goesToAWorker() throws {
         let client = try parkedClient()
-        func next(_ raw: String, _ expected: String, _ why: String, parked: Bool = true) throws {
-            if parked { XCTAssertTrue(eventually(1) { self.server.idleConnections == 1 }, "parked before: \(why)") }
+        func next(_ raw: String, _ expected: String, _ why: String) throws {
+            XCTAssertTrue(eventually(1) { self.server.idleConnections == 1 }, "parked before: \(why)")
             client.send(raw)
             XCTAssertEqual(try client.readResponse().text, expected, why)
         }
-        try next(Self.post("/other", "x"), "WORKER /other x", "a route that does not answer later")
-        // …whose worker keeps the connection for the hand-off delay, as for any route.
         try next(
             "POST /later/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", "WORKER /later/c abc",
-            "a chunked body", parked: false)
+            "a chunked body")
         try next(Self.post("/later/e", "ex", headers: "Expect: 100-continue\r\n"), "WORKER /later/e ex", "Expect: 100-continue")
         let big = String(repeating: "b", count: HTTPServer.inlineReadBytes)
         try next(Self.post("/later/big", big), "WORKER /later/big " + big, "more than the loop reads at once")
-        // A body in two sends: the loop reads the head and part of it, a worker the rest.
-        XCTAssertTrue(eventually(1) { self.server.idleConnections == 1 })
-        client.send("POST /later/split HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
-        usleep(50_000)
-        client.send("world")
-        XCTAssertEqual(try client.readResponse().text, "WORKER /later/split helloworld")
         // Two requests in one send: a worker answers both, in order.
         XCTAssertTrue(eventually(1) { self.server.idleConnections == 1 })
         client.send(Self.post("/later/a", "1") + Self.post("/later/b", "2"))
         XCTAssertEqual(try client.readResponse().text, "WORKER /later/a 1")
         XCTAssertEqual(try client.readResponse().text, "WORKER /later/b 2")
         XCTAssertEqual(server.laterAnswerCount, 0)
+        // A body in two sends is read whole by whoever reads it (the loop, if it is slower
+        // than the 50 ms between the sends on a busy machine).
+        XCTAssertTrue(eventually(1) { self.server.idleConnections == 1 })
+        client.send("POST /later/split HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+        usleep(50_000)
+        client.send("world")
+        XCTAssertTrue(try client.readResponse().text.hasSuffix(" /later/split helloworld"))
         try next(Self.post("/later/z", "z"), "LATER /later/z z", "and then the loop again")
+        // A route without a later answer: a worker, which keeps the connection for the
+        // hand-off delay, as for any route.
+        try next(Self.post("/other", "x"), "WORKER /other x", "a route that does not answer later")
+        client.send(Self.post("/later/y", "y"))
+        XCTAssertEqual(try client.readResponse().text, "WORKER /later/y y", "still on that worker")
     }
 
     func testConnectionClose_answeredThenClosed() throws {

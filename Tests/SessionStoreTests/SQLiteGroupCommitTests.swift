@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Primitives
+import TestSupport
 import XCTest
 @testable import SessionStore
 
@@ -177,8 +178,7 @@ final class SQLiteGroupCommitTests: XCTestCase {
         committer.stop()
     }
 
-    /// Writes queued by `submitLater` and by waiting callers share batches; a caller that
-    /// leads a batch calls the others' callbacks itself.
+    /// Writes queued by `submitLater` and by waiting callers share batches.
     func testSubmitLaterAndSubmit_shareABatch() throws {
         let recorder = Recorder(holdFirst: true)
         let committer = SQLiteGroupCommit<Int>(writerThread: true) { recorder.commit($0) }
@@ -238,6 +238,43 @@ final class SQLiteGroupCommitTests: XCTestCase {
         XCTAssertEqual(stopped.wait(timeout: .now() + 10), .success)
         XCTAssertEqual(results.withLock { $0 }, [1, 2])
         XCTAssertFalse(committer.submitLater(3) { _ in XCTFail("never called") })
+    }
+
+    /// A callback that stops the group commit (the store's last reference released on the
+    /// writer thread) does not wait for its own thread: it returns, and the thread ends.
+    func testStopFromACallback_returns() throws {
+        let committer = SQLiteGroupCommit<Int> { $0.map { _ in .success(()) } }
+        let returned = DispatchSemaphore(value: 0)
+        XCTAssertTrue(committer.submitLater(1) { _ in
+            committer.stop()
+            returned.signal()
+        })
+        XCTAssertEqual(returned.wait(timeout: .now() + 10), .success, "stop on the writer thread returned")
+        XCTAssertFalse(committer.submitLater(2) { _ in })
+        committer.stop()
+    }
+
+    /// `stop` racing `submitLater`: every write it accepted is committed and called back,
+    /// whichever comes first (the writer must not end while a turn is taken).
+    func testStopRacingSubmitLater_noAcceptedWriteLeftBehind() throws {
+        for _ in 0..<300 {
+            let committer = SQLiteGroupCommit<Int> { $0.map { _ in .success(()) } }
+            // The writer thread is finishing a batch while the two race.
+            XCTAssertTrue(committer.submitLater(0) { _ in })
+            let called = DispatchSemaphore(value: 0)
+            let go = DispatchSemaphore(value: 0)
+            let accepted = Locked<Bool?>(nil)
+            spawnThread {
+                go.wait()
+                accepted.withLock { $0 = committer.submitLater(1) { _ in called.signal() } }
+            }
+            go.signal()
+            committer.stop()
+            XCTAssertTrue(eventually(5) { accepted.withLock { $0 } != nil })
+            if accepted.withLock({ $0 }) == true {
+                XCTAssertEqual(called.wait(timeout: .now() + 5), .success, "an accepted write was called back")
+            }
+        }
     }
 
     /// The store's writes under 16 concurrent callers: batched, nothing lost.

@@ -79,6 +79,23 @@ public final class LinkResolver: Sendable {
         subjects.map { ($0, hasher.linkKey($0)) }
     }
 
+    /// Whether every link of `subjects` is known to point at `conversationId` recently
+    /// enough that `resolve(conversationId:subjects:)` would neither read nor write one:
+    /// its resolution is then `conversationId`, with no conflicts. Never touches the store.
+    public func knowsAll(_ subjects: [LinkSubject], pointAt conversationId: String) -> Bool {
+        let now = clockMs()
+        let ttl = limits.sessionTTLSeconds
+        return keys(subjects).allSatisfy { isKnown($0.key, pointAt: conversationId, nowMs: now, ttlSeconds: ttl) }
+    }
+
+    /// The known-link rule of `Round.link`: seen pointing at the conversation within
+    /// `knownLinkMaxAgeMs`, and alive for at least half a TTL more (else it is renewed).
+    func isKnown(_ key: String, pointAt conversationId: String, nowMs now: Int64, ttlSeconds ttl: Int64) -> Bool {
+        guard let k = known.get(key) else { return false }
+        return k.conversationId == conversationId && now - k.checkedAtMs < limits.knownLinkMaxAgeMs
+            && k.expiresAt >= now / 1000 + ttl - ttl / 2
+    }
+
     public func resolve(conversationId explicit: String, subjects: [LinkSubject]) throws(StoreError) -> Resolution {
         let keyed = keys(subjects)
         var number = 1
@@ -159,11 +176,7 @@ public final class LinkResolver: Sendable {
                 resolver.known.set(key, KnownLink(conversationId: conversationId, expiresAt: linkExpiry, checkedAtMs: now))
             }
             for (subject, key) in keyed {
-                if let k = resolver.known.get(key), k.conversationId == conversationId,
-                    now - k.checkedAtMs < resolver.limits.knownLinkMaxAgeMs, k.expiresAt >= expiresAt - ttl / 2
-                {
-                    continue
-                }
+                if resolver.isKnown(key, pointAt: conversationId, nowMs: now, ttlSeconds: ttl) { continue }
                 let mine = StoredLink(key: key, conversationId: conversationId, createdAt: now, expiresAt: expiresAt)
                 let existing = try stored(key)
                 if let existing, existing.conversationId == conversationId, !existing.isExpired(nowSeconds: now / 1000) {

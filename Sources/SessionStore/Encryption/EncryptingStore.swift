@@ -136,6 +136,7 @@ public struct EncryptingStore: SessionStore {
         guard let sealedSnapshot = try? sealed(s) else { return false }
         return base.insertLater(sealedSnapshot, after: basis, done: done)
     }
+    public var writesLater: Bool { base.writesLater }
     public func version(_ id: String, _ v: Int64) throws(StoreError) -> StoredVersion? {
         try base.version(id, v).map { v throws(StoreError) in try opened(v) }
     }
