@@ -46,7 +46,9 @@ class Service:
         self.port = free_port()
         self.workdir = workdir
         e = dict(os.environ)
-        e.update({"HOST": "127.0.0.1", "PORT": str(self.port), "LOG_LEVEL": "warn"})
+        # The webhook fast path is on: it is the riskier path (replicas, kill -9, drains),
+        # and the default one is what every unit test of the service runs.
+        e.update({"HOST": "127.0.0.1", "PORT": str(self.port), "LOG_LEVEL": "warn", "WEBHOOK_FAST_PATH": "true"})
         e.update(env)
         self.log = open(os.path.join(workdir, f"service-{self.port}.log"), "wb")
         self.proc = subprocess.Popen([ARGS.binary, "--config", os.path.join(workdir, "empty.json")], env=e,

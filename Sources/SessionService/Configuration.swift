@@ -106,6 +106,7 @@ public struct ServiceConfiguration: Sendable {
         .init(name: "SNAPSHOT_CACHE_ENTRIES", defaultValue: "10000", help: "conversations whose latest version (and known links) this process keeps in memory, so an event costs one store write; a stale entry is a version conflict, never a wrong write; 0: off", secret: false),
         .init(name: "LOG_LEVEL", defaultValue: "info", help: "debug, info, warn or error; JSON lines on stderr", secret: false),
         .init(name: "ACCESS_LOG", defaultValue: "true", help: "one info line per request (method, route pattern, status, duration, request id, bytes; never ids or slot values)", secret: false),
+        .init(name: "WEBHOOK_FAST_PATH", defaultValue: "false", help: "the idle loop starts common-case webhook events and the SQLite commit thread answers them (no thread waits on one event; off while every request is logged)", secret: false),
     ]
 
     public var http = HTTPServerConfiguration()
@@ -146,6 +147,8 @@ public struct ServiceConfiguration: Sendable {
     public var dynamoOutboxTable = "CognigySessionOutbox"
     public var restoreTTLSeconds: Int64 = 3600
     public var accessLog = true
+    /// `WEBHOOK_FAST_PATH` (README, "Concurrency model").
+    public var webhookFastPath = false
     /// `ENCRYPTION_KEYS`, parsed (empty: encryption off).
     public var encryptionKeys: [KeyRingEntry] = []
     public var encryptedSlots = SlotPattern.all
@@ -266,6 +269,7 @@ public struct ServiceConfiguration: Sendable {
         }
         c.restoreTTLSeconds = Int64(try p.int("RESTORE_TTL_SECONDS", 1...(100 * 365 * 86400)))
         c.accessLog = try p.bool("ACCESS_LOG")
+        c.webhookFastPath = try p.bool("WEBHOOK_FAST_PATH")
         if let keys = p.optional("ENCRYPTION_KEYS") {
             do { c.encryptionKeys = try KeyRing.parse(keys) } catch {
                 // The key ring's own messages already start with the variable's name.

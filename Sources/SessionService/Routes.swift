@@ -41,7 +41,7 @@ public struct Routes: Sendable {
         let webhookAuth: Router.Guard = { headers, _ in webhookCredentials(headers) }
         let adminAuth: Router.Guard = { headers, loopback in adminCredentials(headers, peerIsLoopback: loopback) }
         var fastPath: Router.LaterHandler?
-        if service.ingestsLater {
+        if config.webhookFastPath, service.ingestsLater {
             fastPath = { (req: HTTPRequest, _: [String: String], done: @escaping @Sendable (LaterAnswer) -> Void) -> Bool in
                 webhookLater(req, done: done)
             }
@@ -108,7 +108,8 @@ public struct Routes: Sendable {
 
     /// The webhook with no thread waiting for the commit (`DialogService.ingestLater`).
     /// False for anything else, a body that does not decode included: `webhook` then
-    /// handles it, and answers (and logs) as always. Registered only where the store can.
+    /// handles it, and answers (and logs) as always. Registered only with
+    /// `WEBHOOK_FAST_PATH=true` and where the store and the cache allow it.
     func webhookLater(_ req: HTTPRequest, done: @escaping @Sendable (LaterAnswer) -> Void) -> Bool {
         guard case .success(let event) = decodeEvent(req) else { return false }
         // The answer is built here, on the loop, so the commit thread only sends it.

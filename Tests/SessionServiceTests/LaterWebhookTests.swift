@@ -37,7 +37,7 @@ final class LaterWebhookTests: ServiceTestCase {
     /// Events of every kind on one keep-alive connection to each service: the same status
     /// and body from both; only the fast path's cases were answered later.
     func testEveryAnswer_isTheWorkersAnswer() throws {
-        try start(["ACCESS_LOG": "false", "MAX_SNAPSHOT_BYTES": "2048"])
+        try start(["ACCESS_LOG": "false", "WEBHOOK_FAST_PATH": "true", "MAX_SNAPSHOT_BYTES": "2048"])
         let reference = try referenceApp()
         defer { _ = reference.stop() }
         let ours = try RawHTTPClient(port: port)
@@ -108,8 +108,8 @@ final class LaterWebhookTests: ServiceTestCase {
     /// always stale, so every fast-path write loses, and a worker applies the event afresh.
     /// Nothing is lost, nothing answered twice.
     func testLostWrites_appliedAfreshByAWorker() throws {
-        try start(["ACCESS_LOG": "false"])
-        let other = try replica(["ACCESS_LOG": "false", "SQLITE_PATH": directory.appendingPathComponent("sessions.sqlite").path])
+        try start(["ACCESS_LOG": "false", "WEBHOOK_FAST_PATH": "true"])
+        let other = try replica(["ACCESS_LOG": "false", "WEBHOOK_FAST_PATH": "true", "SQLITE_PATH": directory.appendingPathComponent("sessions.sqlite").path])
         defer { _ = other.stop() }
         let apps: [ServiceApp] = [app, other]
         let clients = [try RawHTTPClient(port: port), try RawHTTPClient(port: other.server.port)]
@@ -139,7 +139,7 @@ final class LaterWebhookTests: ServiceTestCase {
 
     /// With Cognigy configured, a channel switch may restore: the blocking path's work.
     func testChannelSwitchWithCognigy_notTakenByTheFastPath() throws {
-        try start(["ACCESS_LOG": "false", "COGNIGY_API_BASE_URL": "http://127.0.0.1:9", "COGNIGY_API_KEY": "k"])
+        try start(["ACCESS_LOG": "false", "WEBHOOK_FAST_PATH": "true", "COGNIGY_API_BASE_URL": "http://127.0.0.1:9", "COGNIGY_API_KEY": "k"])
         XCTAssertEqual(try post(#"{"conversationId":"s","channel":"web"}"#).status, 200)
         let stored = DispatchSemaphore(value: 0)
         func later(_ event: String) throws -> Bool {
@@ -152,11 +152,25 @@ final class LaterWebhookTests: ServiceTestCase {
         XCTAssertEqual(stored.wait(timeout: .now() + 10), .success, "stored as version 2")
     }
 
+    /// Off by default: every webhook is a worker's, its connection kept by it as before.
+    func testOffByDefault() throws {
+        try start(["ACCESS_LOG": "false"])
+        XCTAssertFalse(app.configuration.webhookFastPath)
+        XCTAssertTrue(app.service.ingestsLater, "the store and cache would allow it")
+        for i in 0..<3 { XCTAssertEqual(try post(#"{"conversationId":"d","channel":"web","intent":"i\#(i)"}"#).status, 200) }
+        let client = try RawHTTPClient(port: port)
+        for i in 0..<3 {
+            client.send(Self.request(#"{"conversationId":"d","channel":"web","intent":"k\#(i)"}"#))
+            XCTAssertEqual(try client.readResponse().status, 200)
+        }
+        XCTAssertEqual(app.server.laterAnswerCount, 0)
+    }
+
     /// Neither the DynamoDB store (a write is a network call) nor a service without the
     /// snapshot cache takes the fast path: the route has none, so its connections stay on
     /// their workers as before.
     func testWithoutTheCache_noFastPath() throws {
-        try start(["ACCESS_LOG": "false", "SNAPSHOT_CACHE_ENTRIES": "0"])
+        try start(["ACCESS_LOG": "false", "WEBHOOK_FAST_PATH": "true", "SNAPSHOT_CACHE_ENTRIES": "0"])
         XCTAssertFalse(app.service.ingestsLater)
         for i in 0..<3 { XCTAssertEqual(try post(#"{"conversationId":"n","channel":"web","intent":"i\#(i)"}"#).status, 200) }
         XCTAssertEqual(app.server.laterAnswerCount, 0)
@@ -166,7 +180,7 @@ final class LaterWebhookTests: ServiceTestCase {
     /// A cached version that has expired is no state (SPEC "Expiry"): the worker's `ingest`
     /// starts afresh, as without the fast path.
     func testExpiredCachedVersion_goesToAWorker() throws {
-        try start(["ACCESS_LOG": "false", "SESSION_TTL_SECONDS": "1"])
+        try start(["ACCESS_LOG": "false", "WEBHOOK_FAST_PATH": "true", "SESSION_TTL_SECONDS": "1"])
         let client = try RawHTTPClient(port: port)
         client.send(Self.request(#"{"conversationId":"x","channel":"web","slots":{"old":"1"}}"#))
         XCTAssertEqual(try client.readResponse().status, 200)
@@ -187,7 +201,7 @@ final class LaterWebhookTests: ServiceTestCase {
     /// handed to a worker (which keeps the connection for the hand-off delay: its next
     /// events are as large).
     func testLargeConversation_handedToAWorkerThatKeepsTheConnection() throws {
-        try start(["ACCESS_LOG": "false"])
+        try start(["ACCESS_LOG": "false", "WEBHOOK_FAST_PATH": "true"])
         XCTAssertEqual(app.service.limits.laterMaxSnapshotBytes, 16_384)
         let client = try RawHTTPClient(port: port)
         let chunk = String(repeating: "v", count: 3_500)
@@ -218,7 +232,7 @@ final class LaterWebhookTests: ServiceTestCase {
     /// With ENCRYPTION_KEYS, what the fast path writes is sealed as `insert` seals it.
     func testEncryption_theFastPathWritesSealedValues() throws {
         let iban = "DE89370400440532013000"
-        try start(["ACCESS_LOG": "false", "ENCRYPTION_KEYS": try generateKeyLine(id: "k1"), "ENCRYPTED_SLOTS": "*"])
+        try start(["ACCESS_LOG": "false", "WEBHOOK_FAST_PATH": "true", "ENCRYPTION_KEYS": try generateKeyLine(id: "k1"), "ENCRYPTED_SLOTS": "*"])
         let client = try RawHTTPClient(port: port)
         for i in 0..<4 {
             if i > 0 { XCTAssertTrue(eventually { self.app.server.idleConnections == 1 }) }

@@ -417,12 +417,19 @@ final class WebhookTests: ServiceTestCase {
         // The webhook may be started by the loop and answered by the commit thread, by the
         // same rule: never where a log line a request would be written there.
         let webhook = try head(.POST, "/webhook/dialog", framing: .contentLength(2))
-        XCTAssertTrue(router.servesLater(webhook))
-        XCTAssertFalse(router.servesLater(try head(.GET, "/health")))
-        XCTAssertFalse(router.servesLater(try head(.POST, "/sessions/c/rollback", framing: .contentLength(2))))
-        XCTAssertTrue(handler(.warn, accessLog: true).servesLater(webhook))
-        XCTAssertFalse(handler(.info, accessLog: true).servesLater(webhook), "the default: a line a request")
-        XCTAssertFalse(handler(.debug, accessLog: false).servesLater(webhook))
+        XCTAssertFalse(router.servesLater(webhook), "WEBHOOK_FAST_PATH is off by default")
+        var fast = app.configuration
+        fast.webhookFastPath = true
+        let fastRouter = Routes(service: app.service, config: fast, logger: Logger(level: .error) { _ in }).router()
+        XCTAssertTrue(fastRouter.servesLater(webhook))
+        XCTAssertFalse(fastRouter.servesLater(try head(.GET, "/health")))
+        XCTAssertFalse(fastRouter.servesLater(try head(.POST, "/sessions/c/rollback", framing: .contentLength(2))))
+        func fastHandler(_ level: LogLevel, accessLog: Bool) -> InstrumentedHandler {
+            InstrumentedHandler(router: fastRouter, metrics: metrics, logger: Logger(level: level) { _ in }, accessLog: accessLog)
+        }
+        XCTAssertTrue(fastHandler(.warn, accessLog: true).servesLater(webhook))
+        XCTAssertFalse(fastHandler(.info, accessLog: true).servesLater(webhook), "the default: a line a request")
+        XCTAssertFalse(fastHandler(.debug, accessLog: false).servesLater(webhook))
     }
 
     func testAdminToken() throws {
