@@ -72,7 +72,8 @@ let package = Package(
             name: "AWSCredentialsTests", dependencies: ["AWSCredentials", "HTTPServer", "HTTPClient", "Primitives", "DialogWire"],
             path: "Tests/AWSCredentialsTests"),
         .testTarget(
-            name: "CognigyTests", dependencies: ["Cognigy", "HTTPServer", "HTTPClient", "Primitives", "Backoff", "DialogWire"],
+            name: "CognigyTests",
+            dependencies: ["Cognigy", "HTTPServer", "HTTPClient", "Primitives", "Backoff", "DialogWire", "TestSupport"],
             path: "Tests/CognigyTests"),
         .testTarget(name: "CryptoTests", dependencies: ["Crypto"], path: "Tests/CryptoTests"),
         .testTarget(name: "IdentityTests", dependencies: ["Identity"], path: "Tests/IdentityTests"),

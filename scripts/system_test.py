@@ -42,13 +42,17 @@ def free_port():
 class Service:
     """One cognigy-session process."""
 
+    started = 0
+
     def __init__(self, env, workdir):
         self.port = free_port()
         self.workdir = workdir
         e = dict(os.environ)
-        # The webhook fast path is on: it is the riskier path (replicas, kill -9, drains),
-        # and the default one is what every unit test of the service runs.
-        e.update({"HOST": "127.0.0.1", "PORT": str(self.port), "LOG_LEVEL": "warn", "WEBHOOK_FAST_PATH": "true"})
+        # Processes alternate between the webhook fast path and the default, so every
+        # scenario run (replicas, kill -9, drains) covers both, and replicas mix them.
+        Service.started += 1
+        fast = "true" if Service.started % 2 else "false"
+        e.update({"HOST": "127.0.0.1", "PORT": str(self.port), "LOG_LEVEL": "warn", "WEBHOOK_FAST_PATH": fast})
         e.update(env)
         self.log = open(os.path.join(workdir, f"service-{self.port}.log"), "wb")
         self.proc = subprocess.Popen([ARGS.binary, "--config", os.path.join(workdir, "empty.json")], env=e,

@@ -19,6 +19,9 @@ import Synchronization
 public final class HTTPServer: Sendable {
     public let configuration: HTTPServerConfiguration
     let handler: any HTTPHandler
+    /// `handler.answersLater`, asked once: without it a POST costs the loop no scan and a
+    /// worker no route lookup (`LaterRequests`).
+    public let answersLater: Bool
     private let listenFd: Int32
     /// The port actually bound (useful with port 0).
     public let port: Int
@@ -60,6 +63,7 @@ public final class HTTPServer: Sendable {
     ) throws {
         self.configuration = configuration
         self.handler = handler
+        self.answersLater = handler.answersLater
         self.acceptFunction = accept
         self.acceptErrorHandler = onAcceptError
         (listenFd, port) = try Sockets.listen(host: configuration.host, port: configuration.port, backlog: configuration.backlog)

@@ -175,6 +175,9 @@ public protocol HTTPHandler: Sendable {
     /// thread, without waking a worker (see `InlineRequests`). Asked about bodiless GET and
     /// HEAD requests only.
     func servesInline(_ head: RequestHead) -> Bool
+    /// Whether any request may be answered later (`handleLater`); false (the default) keeps
+    /// the server from looking at a request's route for it at all. Asked once, at start.
+    var answersLater: Bool { get }
     /// True when requests like the one this head starts may be answered later, from another
     /// thread (`handleLater`): the idle loop then reads them whole and never blocks on them.
     func servesLater(_ head: RequestHead) -> Bool
@@ -199,6 +202,7 @@ public enum LaterAnswer: Sendable {
 extension HTTPHandler {
     public func preflight(_ head: RequestHead) -> HTTPResponse? { nil }
     public func servesInline(_ head: RequestHead) -> Bool { false }
+    public var answersLater: Bool { false }
     public func servesLater(_ head: RequestHead) -> Bool { false }
     public func handleLater(_ request: HTTPRequest, done: @escaping @Sendable (LaterAnswer) -> Void) -> Bool { false }
 }

@@ -52,8 +52,8 @@ extension HTTPServer {
         }
         let received = Array(UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
         guard n < scratch.count, !isStopping else { return .handOff(received) }
-        // A POST may be one a handler answers later (the webhook).
-        if received.starts(with: "POST ".utf8) {
+        // A POST may be one a handler answers later (the webhook's fast path).
+        if answersLater, received.starts(with: "POST ".utf8) {
             return startLater(fd, peerIsLoopback: peerIsLoopback, received: received)
         }
         // Otherwise only bodiless GET and HEAD can be answered here: anything else goes on

@@ -22,7 +22,7 @@ extension HTTPServer {
     /// a body for) to a route whose handler answers later. (Whether it can take this one
     /// whole is `startLater`'s to see.)
     func servesLater(_ head: RequestHead) -> Bool {
-        head.method == .POST && handler.servesLater(head)
+        answersLater && head.method == .POST && handler.servesLater(head)
     }
 
     func startLater(_ fd: Int32, peerIsLoopback: Bool, received: [UInt8]) -> InlineOutcome {

@@ -60,6 +60,8 @@ public struct Router: HTTPHandler {
         return route.inline
     }
 
+    public var answersLater: Bool { routes.contains { $0.later != nil } }
+
     public func servesLater(_ head: RequestHead) -> Bool {
         guard case .handler(let route, _) = resolve(
                 method: head.method, path: head.path, headers: head.headers, peerIsLoopback: head.peerIsLoopback)

@@ -48,6 +48,8 @@ public struct InstrumentedHandler: HTTPHandler {
         !logsEveryRequest && router.servesLater(head)
     }
 
+    public var answersLater: Bool { !logsEveryRequest && router.answersLater }
+
     private var logsEveryRequest: Bool { (accessLog && logger.level <= .info) || logger.level <= .debug }
 
     /// The router's `startLater`, its answer given an id and recorded like any other. Only

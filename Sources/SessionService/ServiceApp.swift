@@ -246,6 +246,10 @@ public final class ServiceApp: Sendable {
         } else if let key = configuration.identityHashKey, key.utf8.count < 16 {
             logger.warn("IDENTITY_HASH_KEY is shorter than 16 bytes; use a long random secret (e.g. openssl rand -base64 32)")
         }
+        if configuration.webhookFastPath, !server.answersLater {
+            logger.warn(
+                "WEBHOOK_FAST_PATH is on but has no effect: it needs the SQLite store, SNAPSHOT_CACHE_ENTRIES > 0, and no log line per request (ACCESS_LOG=false or LOG_LEVEL=warn or error)")
+        }
         try server.start()
         startSweeper()
         service.restorer?.start()

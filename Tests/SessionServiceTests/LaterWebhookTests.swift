@@ -57,7 +57,7 @@ final class LaterWebhookTests: ServiceTestCase {
             (#"{"conversationId":"a","channel":"web","userId":"u1","identities":{"phone":"+4915112345678"},"timestamp":1718409607,"eventId":"e7"}"#, false),  // a new link
             (#"{"conversationId":"a","channel":"web","userId":"u1","identities":{"phone":"+4915112345678"},"timestamp":1718409608,"eventId":"e8"}"#, true),
             (#"{"conversationId":"a","channel":"web","userId":"u2","timestamp":1718409609,"eventId":"e9"}"#, false),  // another user
-            (#"{"conversationId":"a","channel":"web","slots":{"big":"\#(big)"},"timestamp":1718409607,"eventId":"e7"}"#, false),  // 413
+            (#"{"conversationId":"a","channel":"web","slots":{"big":"\#(big)"},"timestamp":1718409607,"eventId":"e413"}"#, false),  // 413
             (#"{"conversationId":"a","timestamp":1718409608}"#, false),  // 400: no channel
             (#"{"conversationId":"a","channel":"web","#, false),  // 400: not JSON
             (#"{"conversationId":"b","channel":"web","timestamp":1718409609,"eventId":"b1"}"#, false),  // a new conversation
@@ -152,6 +152,26 @@ final class LaterWebhookTests: ServiceTestCase {
         XCTAssertEqual(stored.wait(timeout: .now() + 10), .success, "stored as version 2")
     }
 
+    /// On, but every request logged: no effect, and a warning at start says why.
+    func testOnWithEveryRequestLogged_noEffectAndAWarning() throws {
+        try start(["WEBHOOK_FAST_PATH": "true", "ACCESS_LOG": "true"])
+        XCTAssertTrue(app.server.answersLater, "warn level: no access line is written")
+        _ = app.stop()
+        app = nil
+        let quiet = LogCapture()
+        let config = try ServiceConfiguration.load(
+            environment: [
+                "HOST": "127.0.0.1", "PORT": "0", "SQLITE_PATH": directory.appendingPathComponent("info.sqlite").path,
+                "OUTBOX_PATH": directory.appendingPathComponent("info-outbox.sqlite").path, "WEBHOOK_FAST_PATH": "true",
+            ],
+            configFile: directory.appendingPathComponent("config.json").path)
+        let logged = try ServiceApp(configuration: config, logger: Logger(level: .info) { quiet.append($0) })
+        try logged.start()
+        defer { _ = logged.stop() }
+        XCTAssertFalse(logged.server.answersLater)
+        XCTAssertTrue(quiet.lines.contains { $0.contains("WEBHOOK_FAST_PATH is on but has no effect") }, "\(quiet.lines)")
+    }
+
     /// Off by default: every webhook is a worker's, its connection kept by it as before.
     func testOffByDefault() throws {
         try start(["ACCESS_LOG": "false"])
@@ -180,7 +200,8 @@ final class LaterWebhookTests: ServiceTestCase {
     /// A cached version that has expired is no state (SPEC "Expiry"): the worker's `ingest`
     /// starts afresh, as without the fast path.
     func testExpiredCachedVersion_goesToAWorker() throws {
-        try start(["ACCESS_LOG": "false", "WEBHOOK_FAST_PATH": "true", "SESSION_TTL_SECONDS": "1"])
+        // 3 s: a version written just before a second turns expires 2 s later at the soonest.
+        try start(["ACCESS_LOG": "false", "WEBHOOK_FAST_PATH": "true", "SESSION_TTL_SECONDS": "3"])
         let client = try RawHTTPClient(port: port)
         client.send(Self.request(#"{"conversationId":"x","channel":"web","slots":{"old":"1"}}"#))
         XCTAssertEqual(try client.readResponse().status, 200)
@@ -188,7 +209,7 @@ final class LaterWebhookTests: ServiceTestCase {
         client.send(Self.request(#"{"conversationId":"x","channel":"web","slots":{"mid":"2"}}"#))
         XCTAssertEqual(try json(client.readResponse())["sessionVersion"], .number("2"))
         XCTAssertEqual(app.server.laterAnswerCount, 1)
-        usleep(2_100_000)
+        usleep(3_200_000)
         client.send(Self.request(#"{"conversationId":"x","channel":"web","slots":{"new":"3"}}"#))
         let r = try json(client.readResponse())
         XCTAssertEqual(r["sessionVersion"], .number("3"), "numbering goes on")
