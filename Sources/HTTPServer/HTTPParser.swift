@@ -88,6 +88,13 @@ public struct RequestHead: Sendable {
     public var expectsContinue: Bool
     /// The client connected from a loopback address (set by the connection, not parsed).
     public var peerIsLoopback = false
+
+    /// The request this head starts, with its body.
+    func request(body: [UInt8]) -> HTTPRequest {
+        HTTPRequest(
+            method: method, path: path, query: query, version: version, headers: headers, body: body,
+            peerIsLoopback: peerIsLoopback)
+    }
 }
 
 /// Finds where a request head ends in a growing buffer, remembering how far it looked so

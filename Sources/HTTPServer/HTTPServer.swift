@@ -139,10 +139,7 @@ public final class HTTPServer: Sendable {
                     case .done:
                         break
                     case .handOff(let received):
-                        let submitted = workers.submit { [self] in
-                            serve(fd, peerIsLoopback: peerIsLoopback, firstRequest: false, received: received)
-                        }
-                        if !submitted { closeConnection(fd) }
+                        serveOnWorker(fd, peerIsLoopback: peerIsLoopback, received: received)
                     }
                 },
                 onClosed: { [self] in state.withLock { $0.active -= 1 } })
@@ -167,6 +164,26 @@ public final class HTTPServer: Sendable {
             return
         }
         closeConnection(fd)
+    }
+
+    /// `serve` on a worker, for a connection a thread other than a worker holds (the idle
+    /// loop, or the one answering a request the loop started); closed if no worker can be had.
+    func serveOnWorker(_ fd: Int32, peerIsLoopback: Bool, received: [UInt8] = [], parksForLater: Bool = true) {
+        let submitted = workers.submit { [self] in
+            serve(fd, peerIsLoopback: peerIsLoopback, firstRequest: false, received: received, parksForLater: parksForLater)
+        }
+        if !submitted { closeConnection(fd) }
+    }
+
+    /// A worker sends an answer (built there: it may block or log) with blocking sends, then
+    /// serves the connection on, or closes it.
+    func sendOnWorker(_ fd: Int32, peerIsLoopback: Bool, _ answer: @escaping @Sendable () -> (bytes: [UInt8], keepAlive: Bool)) {
+        let submitted = workers.submit { [self] in
+            let (bytes, keepAlive) = answer()
+            guard Sockets.sendAll(fd, bytes), keepAlive else { return closeConnection(fd) }
+            serve(fd, peerIsLoopback: peerIsLoopback, firstRequest: false)
+        }
+        if !submitted { closeConnection(fd) }
     }
 
     func closeConnection(_ fd: Int32) {
@@ -256,10 +273,7 @@ public final class HTTPServer: Sendable {
     /// Runs the handler on a parsed request and serializes its response: what a worker and
     /// the idle loop (`InlineRequests`) both send, and whether the connection stays open.
     func answer(_ head: RequestHead, body: [UInt8]) -> (bytes: [UInt8], keepAlive: Bool) {
-        let request = HTTPRequest(
-            method: head.method, path: head.path, query: head.query, version: head.version,
-            headers: head.headers, body: body, peerIsLoopback: head.peerIsLoopback)
-        let response = handler.handle(request)
+        let response = handler.handle(head.request(body: body))
         let keepAlive = head.keepAlive && !isStopping
         return (serialize(response, keepAlive: keepAlive, version: head.version, headRequest: head.method == .HEAD), keepAlive)
     }

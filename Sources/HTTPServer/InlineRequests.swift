@@ -84,12 +84,7 @@ extension HTTPServer {
         let done = max(0, sent)
         if done < bytes.count {
             let rest = Array(bytes[done...])
-            let submitted = workers.submit { [self] in
-                guard Sockets.sendAll(fd, rest), keepAlive else { return closeConnection(fd) }
-                serve(fd, peerIsLoopback: peerIsLoopback, firstRequest: false)
-            }
-            if !submitted { closeConnection(fd) }
-            return
+            return sendOnWorker(fd, peerIsLoopback: peerIsLoopback) { (rest, keepAlive) }
         }
         guard keepAlive else { return closeConnection(fd) }
         _ = parkAgain(fd, peerIsLoopback: peerIsLoopback)

@@ -35,12 +35,9 @@ extension HTTPServer {
         // Refusals decided by the head (credentials, unknown route) are the worker's, which
         // answers them and closes without reading the body.
         guard servesLater(head), reserveBody(length) else { return .handOff(received) }
-        let request = HTTPRequest(
-            method: head.method, path: head.path, query: head.query, version: head.version,
-            headers: head.headers, body: Array(received[bodyStart...]), peerIsLoopback: peerIsLoopback)
         let keepAlive = head.keepAlive
         let version = head.version
-        let started = handler.handleLater(request) { [self] answer in
+        let started = handler.handleLater(head.request(body: Array(received[bodyStart...]))) { [self] answer in
             releaseBody(length)
             switch answer {
             case .response(let response):
@@ -50,20 +47,14 @@ extension HTTPServer {
                     fd, peerIsLoopback: peerIsLoopback,
                     serialize(response, keepAlive: stayOpen, version: version, headRequest: false), keepAlive: stayOpen)
             case .fromWorker(let build):
-                let submitted = workers.submit { [self] in
+                sendOnWorker(fd, peerIsLoopback: peerIsLoopback) { [self] in
                     let stayOpen = keepAlive && !isStopping
-                    let bytes = serialize(build(), keepAlive: stayOpen, version: version, headRequest: false)
-                    guard Sockets.sendAll(fd, bytes), stayOpen else { return closeConnection(fd) }
-                    serve(fd, peerIsLoopback: peerIsLoopback, firstRequest: false)
+                    return (serialize(build(), keepAlive: stayOpen, version: version, headRequest: false), stayOpen)
                 }
-                if !submitted { closeConnection(fd) }
             case .handBack:
                 // Nothing was done: a worker serves the request from its bytes, and keeps the
                 // connection a while (its next request would likely be handed back too).
-                let submitted = workers.submit { [self] in
-                    serve(fd, peerIsLoopback: peerIsLoopback, firstRequest: false, received: received, parksForLater: false)
-                }
-                if !submitted { closeConnection(fd) }
+                serveOnWorker(fd, peerIsLoopback: peerIsLoopback, received: received, parksForLater: false)
             }
         }
         guard started else {

@@ -53,20 +53,22 @@ public struct Router: HTTPHandler {
     public func preflight(_ head: RequestHead) -> HTTPResponse? { screen(head).response }
 
     public func servesInline(_ head: RequestHead) -> Bool {
-        guard head.framing == .none,
-            case .handler(let route, _) = resolve(
-                method: head.method, path: head.path, headers: head.headers, peerIsLoopback: head.peerIsLoopback)
-        else { return false }
-        return route.inline
+        head.framing == .none && route(for: head)?.inline == true
     }
 
     public var answersLater: Bool { routes.contains { $0.later != nil } }
 
     public func servesLater(_ head: RequestHead) -> Bool {
+        route(for: head)?.later != nil
+    }
+
+    /// The route that would handle a request with this head (nil: answered by the router
+    /// itself, refused or unknown).
+    private func route(for head: RequestHead) -> Route? {
         guard case .handler(let route, _) = resolve(
-                method: head.method, path: head.path, headers: head.headers, peerIsLoopback: head.peerIsLoopback)
-        else { return false }
-        return route.later != nil
+            method: head.method, path: head.path, headers: head.headers, peerIsLoopback: head.peerIsLoopback)
+        else { return nil }
+        return route
     }
 
     public func handleLater(_ request: HTTPRequest, done: @escaping @Sendable (LaterAnswer) -> Void) -> Bool {

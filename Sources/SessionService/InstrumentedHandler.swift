@@ -58,15 +58,10 @@ public struct InstrumentedHandler: HTTPHandler {
         guard !logsEveryRequest else { return false }
         let start = monotonicNanoseconds()
         let id = RequestContext.id(from: request.headers["x-request-id"])
-        let method = Self.methodLabel(request.method)
-        return router.startLater(request) { [metrics] answer, pattern in
+        let method = request.method
+        return router.startLater(request) { [self] answer, pattern in
             @Sendable func finished(_ response: HTTPResponse) -> HTTPResponse {
-                var response = response
-                response.headers.append(("X-Request-Id", id))
-                metrics.recordRequest(
-                    route: pattern, method: method, status: response.status.code,
-                    seconds: Double(monotonicNanoseconds() - start) / 1e9)
-                return response
+                recorded(response, id: id, method: method, route: pattern, since: start).response
             }
             switch answer {
             case .response(let response): done(.response(finished(response)))
@@ -75,6 +70,19 @@ public struct InstrumentedHandler: HTTPHandler {
             case .handBack: done(.handBack)
             }
         }
+    }
+
+    /// The response with the request's id echoed, the request recorded in the metrics, and
+    /// its duration in seconds since `start` (monotonic ns): for every answer, whichever
+    /// thread sends it.
+    private func recorded(
+        _ response: HTTPResponse, id: String, method: HTTPMethod, route: String, since start: Int64
+    ) -> (response: HTTPResponse, seconds: Double) {
+        var response = response
+        response.headers.append(("X-Request-Id", id))
+        let seconds = Double(monotonicNanoseconds() - start) / 1e9
+        metrics.recordRequest(route: route, method: Self.methodLabel(method), status: response.status.code, seconds: seconds)
+        return (response, seconds)
     }
 
     static func methodLabel(_ method: HTTPMethod) -> String {
@@ -95,12 +103,10 @@ public struct InstrumentedHandler: HTTPHandler {
         let start = monotonicNanoseconds()
         let id = RequestContext.id(from: headers["x-request-id"])
         return RequestContext.with(id) { () -> HTTPResponse in
-            var (response, pattern) = body()
-            response.headers.append(("X-Request-Id", id))
-            let seconds = Double(monotonicNanoseconds() - start) / 1e9
+            let (answered, pattern) = body()
             let methodLabel = Self.methodLabel(method)
             let route = pattern ?? "unmatched"
-            metrics.recordRequest(route: route, method: methodLabel, status: response.status.code, seconds: seconds)
+            let (response, seconds) = recorded(answered, id: id, method: method, route: route, since: start)
             if accessLog {
                 // The route pattern, never the path: paths carry conversation ids.
                 logger.info(

@@ -31,22 +31,30 @@ final class SQLiteGroupCommit<Write: Sendable>: @unchecked Sendable {
     private final class Waiter: @unchecked Sendable {
         let write: Write
         var result: Result<Void, StoreError>?
-        let done = DispatchSemaphore(value: 0)
-        /// A `submitLater` write: called instead of waking anyone.
-        let callback: Callback?
+        /// How the one waiting is told: a `submit` caller is woken, a `submitLater` write's
+        /// callback is called instead (so it needs no semaphore).
+        enum Notify {
+            case wake(DispatchSemaphore)
+            case call(Callback)
+        }
+        let notify: Notify
         init(_ write: Write, callback: Callback? = nil) {
             self.write = write
-            self.callback = callback
+            notify = callback.map { .call($0) } ?? .wake(DispatchSemaphore(value: 0))
         }
 
         /// Wakes the waiting caller, or calls the callback on this (the committing) thread.
         /// Called once, after `result` was set under the lock that `commitBatch` released.
         func finish() {
-            if let callback {
-                callback(result ?? .failure(.unavailable("write abandoned")))
-            } else {
-                done.signal()
+            switch notify {
+            case .wake(let done): done.signal()
+            case .call(let callback): callback(result ?? .failure(.unavailable("write abandoned")))
             }
+        }
+
+        /// For a `submit` caller: until `finish`.
+        func wait() {
+            if case .wake(let done) = notify { done.wait() }
         }
     }
 
@@ -127,7 +135,7 @@ final class SQLiteGroupCommit<Write: Sendable>: @unchecked Sendable {
                 batch = next
             }
         } else {
-            waiter.done.wait()
+            waiter.wait()
         }
         let result = queue.withLock { _ in waiter.result }
         try (result ?? .failure(.unavailable("write abandoned"))).get()

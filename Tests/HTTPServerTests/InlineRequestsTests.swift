@@ -33,14 +33,7 @@ final class InlineRequestsTests: XCTestCase {
     private let handler = InlineHandler()
 
     private func start(_ configure: (inout HTTPServerConfiguration) -> Void = { _ in }) throws -> Int {
-        var config = HTTPServerConfiguration()
-        config.host = "127.0.0.1"
-        config.port = 0
-        // Long enough that a connection parked within it was parked by the inline rule.
-        config.idleHandoffDelayMs = 5000
-        configure(&config)
-        server = try HTTPServer(configuration: config, handler: handler)
-        try server.start()
+        server = try HTTPServer.startedForIdleLoop(handler: handler, configure)
         return server.port
     }
 
