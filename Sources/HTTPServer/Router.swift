@@ -30,6 +30,18 @@ public struct Router: HTTPHandler {
 
     private var routes: [Route] = []
 
+    /// The routes a path matches, in order, with their parameters.
+    private struct PathMatches: Sendable {
+        var candidates: [(route: Route, params: [String: String])] = []
+        /// Some route's parameter in the path had an invalid percent-escape.
+        var badEscape = false
+    }
+
+    /// The matches of every parameter-free pattern's own path, worked out once in `add`:
+    /// the hot routes (the webhook, `/health`) are then found with one dictionary lookup
+    /// instead of splitting the path and matching it against every route.
+    private var knownPaths: [String: PathMatches] = [:]
+
     public init() {}
 
     /// - Parameters:
@@ -47,6 +59,16 @@ public struct Router: HTTPHandler {
         routes.append(
             Route(pattern: pattern, method: method, segments: segments, guardHeaders: guardHeaders, inline: inline, handler: handler,
                 later: later))
+        knownPaths = [:]
+        for route in routes {
+            var path = ""
+            for segment in route.segments {
+                guard case .literal(let text) = segment else { path = ""; break }
+                path += "/" + text
+            }
+            if route.segments.isEmpty { path = "/" }
+            if !path.isEmpty { knownPaths[path] = matches(path) }
+        }
     }
 
     public func handle(_ request: HTTPRequest) -> HTTPResponse { route(request).response }
@@ -111,27 +133,22 @@ public struct Router: HTTPHandler {
     }
 
     private func resolve(method: HTTPMethod, path: String, headers: HTTPHeaders, peerIsLoopback: Bool) -> Resolution {
-        // Split keeping empty segments so "/health/" does not match "/health".
-        var parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        if parts.first == "" { parts.removeFirst() }
-        if parts.count == 1, parts[0] == "" { parts = [] }
+        let found = knownPaths[path] ?? matches(path)
         var allowed: [HTTPMethod] = []
-        var badEscape = false
         var matched: String?
-        for route in routes {
-            guard let params = match(route.segments, parts, badEscape: &badEscape) else { continue }
+        for (route, params) in found.candidates {
             if route.method == method || (method == .HEAD && route.method == .GET) {
                 if let refused = route.guardHeaders?(headers, peerIsLoopback) { return .answer(refused, pattern: route.pattern) }
                 return .handler(route, params)
             }
             matched = matched ?? route.pattern
-            allowed.append(route.method)
+            if !allowed.contains(route.method) { allowed.append(route.method) }
         }
-        if badEscape {
+        if found.badEscape {
             return .answer(.error(.badRequest, code: "invalid_path", message: "The path has an invalid percent-escape."), pattern: nil)
         }
         if !allowed.isEmpty {
-            if allowed.contains(.GET) { allowed.append(.HEAD) }
+            if allowed.contains(.GET), !allowed.contains(.HEAD) { allowed.append(.HEAD) }
             return .answer(
                 .error(
                     .methodNotAllowed, code: "method_not_allowed",
@@ -139,6 +156,19 @@ public struct Router: HTTPHandler {
                     headers: [("Allow", allowed.map(\.rawValue).joined(separator: ", "))]), pattern: matched)
         }
         return .answer(.error(.notFound, code: "not_found", message: "No route for \(path)."), pattern: nil)
+    }
+
+    /// Every route whose pattern `path` matches, in the order they were added.
+    private func matches(_ path: String) -> PathMatches {
+        // Split keeping empty segments so "/health/" does not match "/health".
+        var parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        if parts.first == "" { parts.removeFirst() }
+        if parts.count == 1, parts[0] == "" { parts = [] }
+        var found = PathMatches()
+        for route in routes {
+            if let params = match(route.segments, parts, badEscape: &found.badEscape) { found.candidates.append((route, params)) }
+        }
+        return found
     }
 
     private func match(_ segments: [Segment], _ parts: [Substring], badEscape: inout Bool) -> [String: String]? {

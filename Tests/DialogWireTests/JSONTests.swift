@@ -69,4 +69,23 @@ final class JSONTests: XCTestCase {
         XCTAssertEqual(text, #"{"k\"ey":"line\nbreak\u0001é","n":1.50,"a":[null,false,{}]}"#)
         XCTAssertEqual(try parse(text), value)
     }
+
+    /// Every byte class the writer escapes, at the start, middle and end of a string and
+    /// back to back, against the expected bytes; DEL and non-ASCII pass through as they are.
+    func testWriter_escapesEachClassAtEveryPosition() {
+        let cases: [(String, String)] = [
+            ("", #""""#),
+            ("plain", #""plain""#),
+            ("\"", #""\"""#),
+            ("\"a\\b\n", #""\"a\\b\n""#),
+            ("\r\t\u{0}\u{1f}x", #""\r\t\u0000\u001fx""#),
+            ("a\u{7f}é😀\u{8}", "\"a\u{7f}é😀\\u0008\""),
+            ("\\\\", #""\\\\""#),
+        ]
+        for (input, expected) in cases {
+            var w = JSONWriter(capacity: 4)
+            w.value(input)
+            XCTAssertEqual(w.string, expected, "\(Array(input.utf8))")
+        }
+    }
 }

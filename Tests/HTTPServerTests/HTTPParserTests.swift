@@ -268,6 +268,37 @@ final class HTTPParserTests: XCTestCase {
         XCTAssertEqual(router.handle(HTTPRequest(method: .GET, path: "/sessions/%zz")).status.code, 400)
     }
 
+
+    /// Parameter-free paths are looked up in a table built by `add`; the answers must be
+    /// the ones the general matching gives, whatever order the routes came in.
+    func testRouter_literalPathsAnswerLikeTheGeneralMatch() {
+        var router = Router()
+        router.add(.GET, "/") { _, _ in HTTPResponse(status: .ok, body: Array("root".utf8)) }
+        router.add(.GET, "/items/:id") { _, p in HTTPResponse(status: .ok, body: Array(("item " + p["id"]!).utf8)) }
+        router.add(.GET, "/items/export") { _, _ in HTTPResponse(status: .ok, body: Array("export".utf8)) }
+        router.add(.POST, "/items/export") { _, _ in HTTPResponse(status: .conflict, body: Array("queued".utf8)) }
+        router.add(.DELETE, "/items/:id") { _, _ in HTTPResponse(status: .noContent) }
+        router.add(.POST, "/webhook", guard: { h, _ in h["x-key"] == "k" ? nil : .error(.unauthorized, code: "no", message: "No.") }) {
+            _, _ in HTTPResponse(status: .ok, body: Array("hook".utf8))
+        }
+        func answer(_ method: HTTPMethod, _ path: String, _ headers: HTTPHeaders = HTTPHeaders()) -> (Int, String) {
+            let r = router.handle(HTTPRequest(method: method, path: path, headers: headers))
+            return (r.status.code, String(decoding: r.body, as: UTF8.self))
+        }
+        XCTAssertEqual(answer(.GET, "/").1, "root")
+        XCTAssertEqual(answer(.GET, "/items/export").1, "item export", "the earlier parameter route wins, as before")
+        XCTAssertEqual(answer(.POST, "/items/export").1, "queued", "the literal route takes the method the first one lacks")
+        XCTAssertEqual(answer(.DELETE, "/items/export").0, 204)
+        let notAllowed = router.handle(HTTPRequest(method: .PUT, path: "/items/export"))
+        XCTAssertEqual(notAllowed.status.code, 405)
+        XCTAssertEqual(notAllowed.headers.first(where: { $0.0 == "Allow" })?.1, "GET, POST, DELETE, HEAD")
+        XCTAssertEqual(answer(.POST, "/webhook").0, 401, "a guard still runs on a table hit")
+        XCTAssertEqual(answer(.POST, "/webhook", HTTPHeaders([("X-Key", "k")])).1, "hook")
+        XCTAssertEqual(answer(.GET, "/webhook").0, 405)
+        XCTAssertEqual(answer(.POST, "/webhook/").0, 404, "a trailing slash is another path")
+        XCTAssertEqual(answer(.GET, "//").0, 404)
+        XCTAssertEqual(answer(.GET, "/items/%41").1, "item A", "not in the table: matched in general")
+    }
     func testRouter_servesInlineOnlyBodylessRequestsToInlineRoutesItWouldRun() throws {
         var router = Router()
         router.add(.GET, "/health", inline: true) { _, _ in HTTPResponse(status: .ok) }
