@@ -16,10 +16,11 @@ let package = Package(
         .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // Linux epoll from glibc, behind typed shims (the idle-connection loop).
         .systemLibrary(name: "CEpoll", path: "Sources/CEpoll"),
+        .systemLibrary(name: "CThreads", path: "Sources/CThreads"),
 
         // The POSIX primitives every layer shares: a pthread-mutex lock (visible to
         // ThreadSanitizer), detached threads, and the monotonic clock.
-        .target(name: "Primitives", path: "Sources/Primitives"),
+        .target(name: "Primitives", dependencies: ["CThreads"], path: "Sources/Primitives"),
         // Capped exponential backoff with full jitter: pure arithmetic.
         .target(name: "Backoff", path: "Sources/Backoff"),
         // AES-256-GCM, HMAC-SHA256, SHA-256 and the `enc:v1:` field form over libcrypto;

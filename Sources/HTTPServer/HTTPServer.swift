@@ -129,7 +129,7 @@ public final class HTTPServer: Sendable {
 
     /// Starts the idle loop and the accept thread.
     public func start() throws {
-        let loopStarted = spawnThread(stackBytes: configuration.threadStackBytes) { [self] in
+        let loopStarted = spawnThread(name: "http-idle-loop", stackBytes: configuration.threadStackBytes) { [self] in
             // The loop's read buffer for requests it answers itself (one thread: one buffer).
             let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.inlineReadBytes, alignment: 16)
             defer { scratch.deallocate() }
@@ -146,7 +146,7 @@ public final class HTTPServer: Sendable {
         }
         guard loopStarted else { throw SocketError(operation: "pthread_create", errno: errno) }
         state.withLock { $0.acceptLoopDone = false }
-        guard spawnThread(stackBytes: configuration.threadStackBytes, { [self] in acceptLoop() }) else {
+        guard spawnThread(name: "http-accept", stackBytes: configuration.threadStackBytes, { [self] in acceptLoop() }) else {
             state.withLock { $0.acceptLoopDone = true }
             throw SocketError(operation: "pthread_create", errno: errno)
         }

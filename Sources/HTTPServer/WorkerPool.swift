@@ -62,7 +62,7 @@ final class WorkerPool: @unchecked Sendable {
             return true
         }
         pthread_mutex_unlock(mutex)
-        return spawnThread(stackBytes: stackBytes) { [self] in work(first: job) }
+        return spawnThread(name: "http-worker", stackBytes: stackBytes) { [self] in work(first: job) }
     }
 
     /// Lets idle workers exit, and busy ones once their job ends (shutdown).

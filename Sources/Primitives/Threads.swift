@@ -1,14 +1,22 @@
+import CThreads
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Starts a detached POSIX thread running `body`; false when the system refuses one.
 /// (Our own threads, not Dispatch's pool: connection threads block for long stretches.)
+/// - Parameter name: the thread's name in `top -H`, `ps -L`, `perf` and
+///   `/proc/PID/task/*/comm` (Linux keeps its first 15 bytes).
 @discardableResult
-public func spawnThread(stackBytes: Int = 512 * 1024, _ body: @escaping @Sendable () -> Void) -> Bool {
+public func spawnThread(name: String, stackBytes: Int = 512 * 1024, _ body: @escaping @Sendable () -> Void) -> Bool {
     final class Box {
         let body: @Sendable () -> Void
         init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+    let body: @Sendable () -> Void = {
+        _ = cthreads_name_self(name)
+        body()
     }
     var attr = pthread_attr_t()
     pthread_attr_init(&attr)

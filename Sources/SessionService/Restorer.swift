@@ -110,7 +110,7 @@ public final class Restorer: Sendable {
     /// Starts the background deliverer.
     public func start() {
         workerDone.withLock { $0 = false }
-        spawnThread { [self] in
+        spawnThread(name: "restore-outbox") { [self] in
             defer { workerDone.withLock { $0 = true } }
             while !stopping.withLock({ $0 }) {
                 // Sleep whenever a pass delivered nothing: entries it could not deliver were

@@ -311,7 +311,7 @@ public final class ServiceApp: Sendable {
         let links = service.linker.links
         let interval = configuration.sweepIntervalSeconds
         let logger = self.logger
-        spawnThread { [self] in
+        spawnThread(name: "expiry-sweeper") { [self] in
             var slept = 0
             while !sweeperStop.load(ordering: .relaxed) {
                 usleep(200_000)

@@ -52,7 +52,7 @@ final class SQLiteCheckpointer: @unchecked Sendable {
         // A checkpoint must not block on the busy handler: PASSIVE never waits, and a
         // checkpoint another process is running simply makes this one a no-op.
         sqlite3_busy_timeout(connection.db, 0)
-        if !spawnThread(stackBytes: 256 * 1024, { [self] in run() }) {
+        if !spawnThread(name: "sqlite-ckpoint", stackBytes: 256 * 1024, { [self] in run() }) {
             // No thread: SQLite's own inline checkpoints still bound the WAL (see attach).
             stopped.signal()
             state.withLock { $0.stopping = true }

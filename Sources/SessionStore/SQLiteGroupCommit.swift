@@ -85,7 +85,7 @@ final class SQLiteGroupCommit<Write: Sendable>: @unchecked Sendable {
     init(writerThread: Bool = true, commit: @escaping Commit) {
         queue = Locked(Queue(commit: commit))
         let writer = self.writer
-        let started = writerThread && spawnThread(stackBytes: 256 * 1024) { [queue, wake, exited] in
+        let started = writerThread && spawnThread(name: "sqlite-commit", stackBytes: 256 * 1024) { [queue, wake, exited] in
             writer.withLock { $0 = pthread_self() }
             Self.run(queue, wake, exited)
         }

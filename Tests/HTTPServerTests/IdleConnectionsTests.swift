@@ -27,7 +27,7 @@ final class IdleConnectionsTests: XCTestCase {
             guard pipe(&fds) == 0 else { throw SocketError(operation: "pipe", errno: errno) }
             wake = (fds[0], fds[1])
             loop = try IdleConnections(shutdownFd: fds[0])
-            spawnThread { [self] in
+            spawnThread(name: "test") { [self] in
                 loop.run(
                     onReadable: { fd, _ in self.readable.withLock { $0.append(fd) } },
                     onClosed: { self.closed.withLock { $0 += 1 } })

@@ -221,7 +221,7 @@ final class LaterRequestsTests: XCTestCase {
         XCTAssertTrue(eventually { self.handler.held.withLock { $0.count } == 1 })
         let drained = Locked<Bool?>(nil)
         let stopped = DispatchSemaphore(value: 0)
-        spawnThread { [server] in
+        spawnThread(name: "test") { [server] in
             drained.withLock { $0 = server!.shutdown() }
             stopped.signal()
         }

@@ -156,7 +156,7 @@ final class IdentityLinkTests: ServiceTestCase {
         let group = DispatchGroup()
         for t in 0..<48 {
             group.enter()
-            spawnThread {
+            spawnThread(name: "test") {
                 defer { group.leave() }
                 let body = #"{"channel":"ch\#(t % 3)","identities":{"phone":"+44 7700 900123"},"eventId":"e\#(t)","slots":{"s\#(t)":"v"}}"#
                 for _ in 0..<20 {

@@ -94,7 +94,7 @@ class LinkStoreContractTests: XCTestCase {
         let group = DispatchGroup()
         for t in 0..<8 {
             group.enter()
-            spawnThread {
+            spawnThread(name: "test") {
                 defer { group.leave() }
                 for k in 0..<10 {
                     if (try? store.putLink(Self.link("k\(k)", "c\(t)", createdAt: Int64(t)), replacing: nil)) == true {

@@ -58,7 +58,7 @@ final class SQLiteGroupCommitTests: XCTestCase {
         let results = Locked<[Int: Bool]>([:])
         let done = DispatchGroup()
         done.enter()
-        spawnThread {
+        spawnThread(name: "test") {
             defer { done.leave() }
             let ok = (try? committer.submit(0)) != nil
             results.withLock { $0[0] = ok }
@@ -67,7 +67,7 @@ final class SQLiteGroupCommitTests: XCTestCase {
         let writes = [1, -2, 3, -4, 5]
         for write in writes {
             done.enter()
-            spawnThread {
+            spawnThread(name: "test") {
                 defer { done.leave() }
                 let ok = (try? committer.submit(write)) != nil
                 results.withLock { $0[write] = ok }
@@ -98,7 +98,7 @@ final class SQLiteGroupCommitTests: XCTestCase {
         for write in 0..<4 {
             if write == 1 { recorder.entered.wait() }
             done.enter()
-            spawnThread {
+            spawnThread(name: "test") {
                 defer { done.leave() }
                 XCTAssertTrue((try? committer.submit(write)) != nil)
             }
@@ -119,13 +119,13 @@ final class SQLiteGroupCommitTests: XCTestCase {
         let committer = SQLiteGroupCommit<Int> { recorder.commit($0) }
         let done = DispatchGroup()
         done.enter()
-        spawnThread {
+        spawnThread(name: "test") {
             defer { done.leave() }
             XCTAssertTrue((try? committer.submit(1)) != nil)
         }
         recorder.entered.wait()
         let stopped = DispatchSemaphore(value: 0)
-        spawnThread {
+        spawnThread(name: "test") {
             committer.stop()
             stopped.signal()
         }
@@ -184,7 +184,7 @@ final class SQLiteGroupCommitTests: XCTestCase {
         let committer = SQLiteGroupCommit<Int>(writerThread: true) { recorder.commit($0) }
         let waited = DispatchGroup()
         waited.enter()
-        spawnThread {
+        spawnThread(name: "test") {
             defer { waited.leave() }
             XCTAssertTrue((try? committer.submit(1)) != nil)
         }
@@ -198,7 +198,7 @@ final class SQLiteGroupCommitTests: XCTestCase {
             })
         }
         waited.enter()
-        spawnThread {
+        spawnThread(name: "test") {
             defer { waited.leave() }
             XCTAssertTrue((try? committer.submit(4)) != nil)
         }
@@ -229,7 +229,7 @@ final class SQLiteGroupCommitTests: XCTestCase {
             if write == 1 { recorder.entered.wait() }
         }
         let stopped = DispatchSemaphore(value: 0)
-        spawnThread {
+        spawnThread(name: "test") {
             committer.stop()
             stopped.signal()
         }
@@ -264,7 +264,7 @@ final class SQLiteGroupCommitTests: XCTestCase {
             let called = DispatchSemaphore(value: 0)
             let go = DispatchSemaphore(value: 0)
             let accepted = Locked<Bool?>(nil)
-            spawnThread {
+            spawnThread(name: "test") {
                 go.wait()
                 accepted.withLock { $0 = committer.submitLater(1) { _ in called.signal() } }
             }
@@ -286,7 +286,7 @@ final class SQLiteGroupCommitTests: XCTestCase {
         let failures = Locked(0)
         for worker in 0..<16 {
             done.enter()
-            spawnThread {
+            spawnThread(name: "test") {
                 defer { done.leave() }
                 for version in Int64(1)...25 {
                     let s = SessionStoreContractTests.snapshot("w\(worker)", version)

@@ -208,7 +208,7 @@ class SessionStoreContractTests: XCTestCase {
         // Real threads: 8 writers and the deleter must run at once, whatever the core count.
         for worker in 0..<9 {
             done.enter()
-            spawnThread {
+            spawnThread(name: "test") {
                 defer { done.leave() }
                 Self.deleteDuringWritersStep(worker, store, acknowledged, erasedBefore, started)
             }
