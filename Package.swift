@@ -16,6 +16,7 @@ let package = Package(
         .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // Linux epoll from glibc, behind typed shims (the idle-connection loop).
         .systemLibrary(name: "CEpoll", path: "Sources/CEpoll"),
+        // Thread names via prctl (variadic, so out of Swift's reach).
         .systemLibrary(name: "CThreads", path: "Sources/CThreads"),
 
         // The POSIX primitives every layer shares: a pthread-mutex lock (visible to

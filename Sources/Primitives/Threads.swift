@@ -1,4 +1,4 @@
-import CThreads
+internal import CThreads
 
 #if canImport(Glibc)
 import Glibc
@@ -31,6 +31,8 @@ public func spawnThread(name: String, stackBytes: Int = 512 * 1024, _ body: @esc
     }, box)
     if rc != 0 {
         Unmanaged<Box>.fromOpaque(box).release()
+        // pthread_create returns its error; callers report `errno`.
+        errno = rc
         return false
     }
     return true

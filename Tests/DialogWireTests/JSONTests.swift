@@ -85,7 +85,7 @@ final class JSONTests: XCTestCase {
         for (input, expected) in cases {
             var w = JSONWriter(capacity: 4)
             w.value(input)
-            XCTAssertEqual(w.string, expected, "\(Array(input.utf8))")
+            XCTAssertEqual(w.bytes, Array(expected.utf8), "\(Array(input.utf8))")
         }
     }
 }

@@ -268,7 +268,6 @@ final class HTTPParserTests: XCTestCase {
         XCTAssertEqual(router.handle(HTTPRequest(method: .GET, path: "/sessions/%zz")).status.code, 400)
     }
 
-
     /// Parameter-free paths are looked up in a table built by `add`; the answers must be
     /// the ones the general matching gives, whatever order the routes came in.
     func testRouter_literalPathsAnswerLikeTheGeneralMatch() {
@@ -286,6 +285,7 @@ final class HTTPParserTests: XCTestCase {
             return (r.status.code, String(decoding: r.body, as: UTF8.self))
         }
         XCTAssertEqual(answer(.GET, "/").1, "root")
+        XCTAssertEqual(answer(.HEAD, "/items/export").0, 200, "HEAD runs the GET route")
         XCTAssertEqual(answer(.GET, "/items/export").1, "item export", "the earlier parameter route wins, as before")
         XCTAssertEqual(answer(.POST, "/items/export").1, "queued", "the literal route takes the method the first one lacks")
         XCTAssertEqual(answer(.DELETE, "/items/export").0, 204)
@@ -299,6 +299,7 @@ final class HTTPParserTests: XCTestCase {
         XCTAssertEqual(answer(.GET, "//").0, 404)
         XCTAssertEqual(answer(.GET, "/items/%41").1, "item A", "not in the table: matched in general")
     }
+
     func testRouter_servesInlineOnlyBodylessRequestsToInlineRoutesItWouldRun() throws {
         var router = Router()
         router.add(.GET, "/health", inline: true) { _, _ in HTTPResponse(status: .ok) }

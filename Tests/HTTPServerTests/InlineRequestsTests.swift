@@ -187,8 +187,8 @@ final class InlineRequestsTests: XCTestCase {
     }
 
     func testPeerGone_whileParkedAfterAnInlineAnswer_freesTheSlot() throws {
-        var client: RawHTTPClient? = try parkedClient()
-        client = nil
+        // Closed when the client goes away at the end of this scope.
+        do { _ = try parkedClient() }
         XCTAssertTrue(eventually { self.server.activeConnections == 0 && self.server.idleConnections == 0 })
     }
 

@@ -39,7 +39,7 @@ final class EncryptingStoreTests: XCTestCase {
     func testProtectedFieldsSealedInTheBaseStore_openOnRead() throws {
         let base = try SQLiteStore(configuration: .init(path: directory.appendingPathComponent("s.sqlite").path))
         let store = EncryptingStore(base, protector: MarkingProtector(protected: ["iban"]))
-        try store.insert(snapshot(), after: nil)
+        _ = try store.insert(snapshot(), after: nil)
         let raw = try XCTUnwrap(base.latest("c1")?.snapshot.get())
         XCTAssertEqual(raw.slots["iban"], "sealed:c1|slots.iban|DE89")
         XCTAssertEqual(raw.slots["seat"], "1A", "not in ENCRYPTED_SLOTS")
@@ -54,7 +54,7 @@ final class EncryptingStoreTests: XCTestCase {
         let base = try SQLiteStore(configuration: .init(path: directory.appendingPathComponent("s.sqlite").path))
         var s = snapshot()
         s.slots["iban"] = "gone:xyz"
-        try base.insert(s, after: nil)
+        _ = try base.insert(s, after: nil)
         let store = EncryptingStore(base, protector: MarkingProtector())
         XCTAssertThrowsError(try store.latest("c1")) { XCTAssertEqual($0 as? StoreError, .keyUnavailable(keyId: "old-key")) }
     }
@@ -64,7 +64,7 @@ final class EncryptingStoreTests: XCTestCase {
         let base = try SQLiteStore(configuration: .init(path: directory.appendingPathComponent("s.sqlite").path))
         var s = snapshot()
         s.slots["iban"] = "sealed:c1|slots.seat|DE89"
-        try base.insert(s, after: nil)
+        _ = try base.insert(s, after: nil)
         let store = EncryptingStore(base, protector: MarkingProtector())
         guard case .failure(let why)? = try store.latest("c1")?.snapshot else { return XCTFail("should be corrupt") }
         XCTAssertEqual(why, .undecryptable(field: "slots.iban"))
@@ -90,18 +90,18 @@ final class EncryptingStoreTests: XCTestCase {
         let base = try SQLiteStore(configuration: .init(path: directory.appendingPathComponent("s.sqlite").path))
         let protector = Counting()
         let store = EncryptingStore(base, protector: protector)
-        try store.insert(snapshot(), after: nil)
+        _ = try store.insert(snapshot(), after: nil)
         XCTAssertEqual(protector.counts.withLock { $0.seals }, 4, "2 slots, a user id and a session id")
         let latest = try XCTUnwrap(store.latest("c1"))
         XCTAssertEqual(protector.counts.withLock { $0.opens }, 0, "what this process sealed opens from the cache")
         var next = try latest.snapshot.get()
         next.sessionVersion = 2
         next.slots["meal"] = "veg"
-        try store.insert(next, after: latest.basis)
+        _ = try store.insert(next, after: latest.basis)
         XCTAssertEqual(protector.counts.withLock { $0.seals }, 5, "only the new slot was sealed")
         XCTAssertEqual(try store.latest("c1")?.snapshot.get(), next)
         _ = try store.deleteConversation("c1")
-        try store.insert(snapshot(), after: nil)
+        _ = try store.insert(snapshot(), after: nil)
         XCTAssertEqual(protector.counts.withLock { $0.seals }, 9, "an erased conversation's values are forgotten")
     }
 }
