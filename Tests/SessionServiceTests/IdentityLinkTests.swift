@@ -248,7 +248,7 @@ final class LinkResolverTests: XCTestCase {
         s.sessionVersion = 1
         s.updatedAt = now.withLock { $0 }
         s.expiresAt = now.withLock { $0 } / 1000 + 3600
-        try store.insert(s, after: nil)
+        _ = try store.insert(s, after: nil)
         let key = resolver.hasher.linkKey(phone)
         let createdExpiry = try XCTUnwrap(links.link(key)).expiresAt
         // Half an hour on the link is renewed (no earlier: one write per half TTL).

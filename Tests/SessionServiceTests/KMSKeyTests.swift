@@ -112,7 +112,7 @@ final class DynamoDBEncryptionTests: XCTestCase {
         s.channels = ["whatsapp": ChannelState(userId: "+491701234567", sessionId: "wa-session-9", lastSeen: 1)]
         s.updatedAt = 1
         s.expiresAt = 4_000_000_000
-        try store.insert(s, after: nil)
+        _ = try store.insert(s, after: nil)
         let raw = try client.call(
             "GetItem", Array(#"{"TableName":"\#(base.table)","Key":{"ConversationId":{"S":"c1"},"SessionVersion":{"N":"1"}}}"#.utf8))
         var w = JSONWriter()
